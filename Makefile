@@ -1,0 +1,57 @@
+# kvshare: `make` builds ./kvshare (with CUDA when nvcc is found), `make test` builds and runs the tests.
+CXX      ?= g++
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CXXFLAGS ?= -O3 -march=native
+CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -I.
+LDFLAGS  += -fopenmp
+# Catch2 v2 single header (Debian's `catch2` package); override on machines without it.
+CATCH_INCLUDE ?= /usr/include
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
+
+CPU_SRC  := $(wildcard src/*.cpp reference/*.cpp)
+CPU_SRC  := $(filter-out src/main.cpp src/cuda_missing.cpp,$(CPU_SRC))
+TEST_SRC := $(wildcard tests/*.cpp)
+
+ifneq ($(NVCC),)
+  CUDA_SRC := $(wildcard cuda/*.cu)
+  CUDA_OBJ := $(CUDA_SRC:%.cu=build/%.o)
+  CUDA_LIB := $(dir $(NVCC))../lib64
+  CXXFLAGS += -DKVSHARE_CUDA
+  LDLIBS   += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcudart
+  BENCH_LIBS :=
+else
+  CUDA_OBJ := build/src/cuda_missing.o
+endif
+
+CPU_OBJ  := $(CPU_SRC:%.cpp=build/%.o)
+TEST_OBJ := $(TEST_SRC:%.cpp=build/%.o)
+
+.PHONY: all test bench clean run
+all: kvshare
+
+kvshare: build/src/main.o $(CPU_OBJ) $(CUDA_OBJ)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(BENCH_LIBS)
+
+build/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -MMD -MP -c $< -o $@
+
+build/tests/%.o: tests/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -isystem $(CATCH_INCLUDE) -MMD -MP -c $< -o $@
+
+build/cuda/%.o: cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O3 -std=c++17 $(CUDA_ARCH) -I. -Xcompiler -fopenmp -MMD -MP -c $< -o $@
+
+tests/run_tests: $(TEST_OBJ) $(CPU_OBJ) $(CUDA_OBJ)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(BENCH_LIBS)
+
+test: kvshare tests/run_tests
+	./tests/run_tests $(TEST_ARGS)
+	bash tests/cli_errors.sh ./kvshare
+
+clean:
+	rm -rf build kvshare tests/run_tests
+
+-include $(wildcard build/*/*.d build/*/*/*.d)

@@ -1,0 +1,107 @@
+#include "reference/ops.h"
+#include <cmath>
+#include <vector>
+
+// Float dot product the compiler vectorizes (a float sum, like llama2.c's run.c).
+static inline float dot(const float* a, const float* b, int n) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+void embedding(float* out, const float* token_embedding, const int* tokens, int n, int dim) {
+    for (int r = 0; r < n; r++)
+        for (int i = 0; i < dim; i++) out[(size_t)r * dim + i] = token_embedding[(size_t)tokens[r] * dim + i];
+}
+
+void rmsnorm(float* out, const float* x, const float* weight, int n, int dim, float eps) {
+    for (int r = 0; r < n; r++) {
+        const float* xr = x + (size_t)r * dim;
+        double ss = 0.0;
+        for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+        float scale = (float)(1.0 / std::sqrt(ss / dim + eps));
+        for (int i = 0; i < dim; i++) out[(size_t)r * dim + i] = weight[i] * (scale * xr[i]);
+    }
+}
+
+void matmul(float* out, const float* x, const float* w, int n, int k, int d) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < d; i++) {
+        const float* wi = w + (size_t)i * k;
+        for (int r = 0; r < n; r++) out[(size_t)r * d + i] = dot(wi, x + (size_t)r * k, k);
+    }
+}
+
+void rope(float* x, const int* positions, int n, int n_heads, int head_size, float theta, RopeStyle style) {
+    const int half = head_size / 2;
+    for (int r = 0; r < n; r++)
+        for (int h = 0; h < n_heads; h++) {
+            float* head = x + ((size_t)r * n_heads + h) * head_size;
+            for (int i = 0; i < half; i++) {
+                // the same float arithmetic as llama2.c, so greedy outputs match it
+                float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);
+                float angle = positions[r] * freq;
+                float c = cosf(angle), s = sinf(angle);
+                int a = style == RopeStyle::Adjacent ? 2 * i : i;
+                int b = style == RopeStyle::Adjacent ? 2 * i + 1 : i + half;
+                float x0 = head[a], x1 = head[b];
+                head[a] = x0 * c - x1 * s;
+                head[b] = x0 * s + x1 * c;
+            }
+        }
+}
+
+void softmax(float* x, int n) {
+    if (n <= 0) return;
+    float max = x[0];
+    for (int i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+void swiglu(float* hb, const float* hb2, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = hb[i];
+        hb[i] = g / (1.0f + expf(-g)) * hb2[i];
+    }
+}
+
+void residual_add(float* x, const float* y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+void attention(float* out, const float* q, const float* k, const float* v, int n, int p0, bool strict,
+               int n_heads, int n_kv_heads, int head_size) {
+    const int q_dim = n_heads * head_size, kv_dim = n_kv_heads * head_size;
+    const int group = n_heads / n_kv_heads;
+    const float scale = 1.0f / std::sqrt((float)head_size);
+#pragma omp parallel
+    {
+        thread_local std::vector<float> scores;  // grows once, reused every token
+        scores.resize((size_t)p0 + n + 1);
+#pragma omp for collapse(2) schedule(static)
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < n_heads; h++) {
+                const int visible = p0 + t + (strict ? 0 : 1);  // source positions 0 .. visible-1
+                const float* qh = q + (size_t)t * q_dim + (size_t)h * head_size;
+                const size_t kv_off = (size_t)(h / group) * head_size;
+                float* oh = out + (size_t)t * q_dim + (size_t)h * head_size;
+                for (int i = 0; i < head_size; i++) oh[i] = 0.0f;
+                if (visible == 0) continue;
+                for (int s = 0; s < visible; s++) scores[s] = dot(qh, k + (size_t)s * kv_dim + kv_off, head_size) * scale;
+                softmax(scores.data(), visible);
+                for (int s = 0; s < visible; s++) {
+                    const float* vs = v + (size_t)s * kv_dim + kv_off;
+                    const float a = scores[s];
+#pragma omp simd
+                    for (int i = 0; i < head_size; i++) oh[i] += a * vs[i];
+                }
+            }
+    }
+}

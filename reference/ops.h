@@ -1,0 +1,38 @@
+// The reference ops: plain loops a reader can check by eye, the ground truth the CUDA
+// kernels are tested against. Matrices are row-major; a "row" is one token.
+#pragma once
+#include <cstddef>
+
+enum class RopeStyle {
+    Adjacent,   // llama2.c / Meta: rotate pairs (2i, 2i+1) within each head
+    HalfSplit,  // Hugging Face: rotate pairs (i, i + head_size/2)
+};
+
+// out (n, dim) = token_embedding[tokens[r]]
+void embedding(float* out, const float* token_embedding, const int* tokens, int n, int dim);
+
+// out (n, dim) = x / rms(x) * weight, per row; the sum of squares accumulates in double.
+void rmsnorm(float* out, const float* x, const float* weight, int n, int dim, float eps);
+
+// out (n, d) = x (n, k) @ w (d, k)^T: every output row i is a dot with weight row i.
+void matmul(float* out, const float* x, const float* w, int n, int k, int d);
+
+// Rotates every head of every row in place; row r sits at positions[r].
+void rope(float* x, const int* positions, int n, int n_heads, int head_size, float theta, RopeStyle style);
+
+// In-place numerically safe softmax of one row of n values.
+void softmax(float* x, int n);
+
+// hb (n) = silu(hb) * hb2  (the SwiGLU gate, element-wise)
+void swiglu(float* hb, const float* hb2, size_t n);
+
+// x (n) += y (n)
+void residual_add(float* x, const float* y, size_t n);
+
+// Attention of one sequence's queries over a source layer's cached K/V.
+//   q, out: (n, n_heads * head_size), query t sits at position p0 + t
+//   k, v:   (>= p0 + n, n_kv_heads * head_size), the source's cache for this sequence
+// Query at p sees source positions s <= p (causal) or s < p (strict); query head h reads
+// KV head h / (n_heads / n_kv_heads). A query that sees nothing outputs zeros.
+void attention(float* out, const float* q, const float* k, const float* v, int n, int p0, bool strict,
+               int n_heads, int n_kv_heads, int head_size);

@@ -1,0 +1,29 @@
+#include "src/backend.h"
+#include "src/util.h"
+
+PrefillOptions parse_prefill(const std::string& mode) {
+    PrefillOptions o;
+    if (mode == "parallel") return o;
+    if (mode == "sequential") { o.sequential = true; return o; }
+    if (starts_with(mode, "iterations:")) {
+        o.iterations = parse_int(mode.substr(11), "--prefill iterations");
+        if (o.iterations < 1) fail("--prefill iterations:N needs N >= 1");
+        return o;
+    }
+    fail("--prefill: unknown mode '" + mode + "' (parallel, sequential, iterations:N)");
+}
+
+Device parse_device(const std::string& s) {
+    if (s == "cpu") return Device::CPU;
+    if (s == "cuda" || s == "gpu") return Device::CUDA;
+    fail("--device: unknown device '" + s + "' (cpu, cuda)");
+}
+
+std::unique_ptr<Backend> make_backend(const Model& m, Device d, int batch, int context) {
+    if (d == Device::CUDA) {
+        std::string why;
+        if (!cuda_available(&why)) fail("--device cuda: " + why);
+        return make_cuda_backend(m, batch, context);
+    }
+    return make_cpu_backend(m, batch, context);
+}

@@ -1,0 +1,53 @@
+// The interface both paths implement (reference/ on the CPU, cuda/ on the GPU), so that
+// every test, benchmark and subcommand runs the same scenario through either.
+#pragma once
+#include "src/kv_cache.h"
+#include "src/model.h"
+#include <memory>
+#include <string>
+#include <vector>
+
+struct PrefillOptions {
+    bool sequential = false;   // token by token, always exact
+    int iterations = 9;        // T: parallel iterations per cyclic block (LCKV's m + b = 7 + 2)
+    bool all_positions = false;  // keep logits and final hidden states of every prompt position
+    bool always_iterate = false; // iterate even when n <= iterations (tests and benchmarks)
+};
+
+// "parallel" (default), "sequential" or "iterations:N".
+PrefillOptions parse_prefill(const std::string& mode);
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::string device_name() const = 0;
+
+    // Starts `batch` fresh sequences from prompts of n tokens each: tokens (batch, n).
+    virtual void prefill(const int* tokens, int n, const PrefillOptions& opt) = 0;
+    // Appends one token to every sequence: tokens (batch).
+    virtual void decode(const int* tokens) = 0;
+
+    // Of the last call: (batch, positions, vocab) where positions = n for a prefill with
+    // all_positions, else 1 (the last position).
+    virtual const float* logits() = 0;
+    // Final hidden states after the final RMSNorm, same positions: (batch, positions, dim).
+    virtual const float* hidden() = 0;
+    virtual int logit_positions() const = 0;
+
+    // The cached K (after RoPE) and V that `layer` attends to: (batch, pos(), kv_dim) each.
+    virtual void read_kv(int layer, std::vector<float>& k, std::vector<float>& v) = 0;
+
+    virtual int batch() const = 0;
+    virtual int context() const = 0;
+    virtual int pos() const = 0;         // tokens held per sequence
+    virtual size_t kv_cache_bytes() const = 0;  // actually allocated
+};
+
+enum class Device { CPU, CUDA };
+Device parse_device(const std::string& s);
+
+// batch sequences of up to `context` tokens (0: the model's max_seq_len).
+std::unique_ptr<Backend> make_backend(const Model& m, Device d, int batch, int context = 0);
+std::unique_ptr<Backend> make_cpu_backend(const Model& m, int batch, int context = 0);
+std::unique_ptr<Backend> make_cuda_backend(const Model& m, int batch, int context = 0);
+bool cuda_available(std::string* why);

@@ -1,0 +1,1 @@
+int kvshare_main(int argc, char** argv);

@@ -1,0 +1,12 @@
+// Linked instead of cuda/ when the build found no nvcc.
+#include "src/backend.h"
+#include "src/util.h"
+
+bool cuda_available(std::string* why) {
+    if (why) *why = "this kvshare was built without CUDA (no nvcc found by make); rebuild on a machine with the CUDA toolkit";
+    return false;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(const Model&, int, int) {
+    fail("this kvshare was built without CUDA");
+}

@@ -1,0 +1,34 @@
+// Small helpers shared by everything: errors, parsing, a seeded RNG, timing.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+// Every user-facing error is a std::runtime_error; main() prints it as one line.
+[[noreturn]] void fail(const std::string& message);
+
+// Strict integer / float parsing: the whole string must be a number in range.
+int parse_int(const std::string& s, const std::string& what);
+float parse_float(const std::string& s, const std::string& what);
+std::vector<std::string> split(const std::string& s, char sep);
+bool starts_with(const std::string& s, const std::string& prefix);
+std::string read_text_file(const std::string& path);
+
+// xorshift64* random numbers: deterministic across machines for a given seed.
+struct Rng {
+    uint64_t state;
+    explicit Rng(uint64_t seed) : state(seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull) {
+        if (state == 0) state = 1;
+    }
+    uint32_t next_u32() {
+        state ^= state >> 12; state ^= state << 25; state ^= state >> 27;
+        return (uint32_t)((state * 0x2545F4914F6CDD1Dull) >> 32);
+    }
+    float uniform() { return (next_u32() >> 8) / 16777216.0f; }   // [0, 1)
+    float uniform(float lo, float hi) { return lo + (hi - lo) * uniform(); }
+    float normal();                                                 // N(0, 1), Box-Muller
+};
+
+double now_seconds();
+std::string format_bytes(double bytes);
