@@ -8,50 +8,55 @@ LDFLAGS  += -fopenmp
 CATCH_INCLUDE ?= /usr/include
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
 
+# BUILD and BIN let several builds share one tree (make BUILD=build-x BIN=build-x/kvshare).
+BUILD ?= build
+BIN   ?= kvshare
+TEST_BIN := $(BUILD)/run_tests
+
 CPU_SRC  := $(wildcard src/*.cpp reference/*.cpp)
 CPU_SRC  := $(filter-out src/main.cpp src/cuda_missing.cpp,$(CPU_SRC))
 TEST_SRC := $(wildcard tests/*.cpp)
 
 ifneq ($(NVCC),)
   CUDA_SRC := $(wildcard cuda/*.cu)
-  CUDA_OBJ := $(CUDA_SRC:%.cu=build/%.o)
+  CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
   CUDA_LIB := $(dir $(NVCC))../lib64
   CXXFLAGS += -DKVSHARE_CUDA
   LDLIBS   += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcudart
   BENCH_LIBS :=
 else
-  CUDA_OBJ := build/src/cuda_missing.o
+  CUDA_OBJ := $(BUILD)/src/cuda_missing.o
 endif
 
-CPU_OBJ  := $(CPU_SRC:%.cpp=build/%.o)
-TEST_OBJ := $(TEST_SRC:%.cpp=build/%.o)
+CPU_OBJ  := $(CPU_SRC:%.cpp=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 
 .PHONY: all test bench clean run
-all: kvshare
+all: $(BIN)
 
-kvshare: build/src/main.o $(CPU_OBJ) $(CUDA_OBJ)
+$(BIN): $(BUILD)/src/main.o $(CPU_OBJ) $(CUDA_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(BENCH_LIBS)
 
-build/%.o: %.cpp
+$(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -MMD -MP -c $< -o $@
 
-build/tests/%.o: tests/%.cpp
+$(BUILD)/tests/%.o: tests/%.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -isystem $(CATCH_INCLUDE) -MMD -MP -c $< -o $@
 
-build/cuda/%.o: cuda/%.cu
+$(BUILD)/cuda/%.o: cuda/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -std=c++17 $(CUDA_ARCH) -I. -Xcompiler -fopenmp -MMD -MP -c $< -o $@
 
-tests/run_tests: $(TEST_OBJ) $(CPU_OBJ) $(CUDA_OBJ)
+$(TEST_BIN): $(TEST_OBJ) $(CPU_OBJ) $(CUDA_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(BENCH_LIBS)
 
-test: kvshare tests/run_tests
-	./tests/run_tests $(TEST_ARGS)
-	bash tests/cli_errors.sh ./kvshare
+test: $(BIN) $(TEST_BIN)
+	./$(TEST_BIN) $(TEST_ARGS)
+	bash tests/cli_errors.sh ./$(BIN)
 
 clean:
-	rm -rf build kvshare tests/run_tests
+	rm -rf $(BUILD) $(BIN)
 
--include $(wildcard build/*/*.d build/*/*/*.d)
+-include $(wildcard $(BUILD)/*/*.d)
