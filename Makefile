@@ -4,8 +4,9 @@ NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2
 CXXFLAGS ?= -O3 -march=native
 CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -I.
 LDFLAGS  += -fopenmp
-# Catch2 v2 single header (Debian's `catch2` package); override on machines without it.
-CATCH_INCLUDE ?= /usr/include
+# Catch2 v2 single header: Debian's `catch2` package puts it on the default include path;
+# elsewhere give the folder that holds catch2/catch.hpp (make CATCH_INCLUDE=.deps).
+CATCH_INCLUDE ?=
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
 
 # BUILD and BIN let several builds share one tree (make BUILD=build-x BIN=build-x/kvshare).
@@ -43,7 +44,7 @@ $(BUILD)/%.o: %.cpp
 
 $(BUILD)/tests/%.o: tests/%.cpp
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -isystem $(CATCH_INCLUDE) -MMD -MP -c $< -o $@
+	$(CXX) $(CXXFLAGS) $(if $(CATCH_INCLUDE),-isystem $(CATCH_INCLUDE)) -MMD -MP -c $< -o $@
 
 $(BUILD)/cuda/%.o: cuda/%.cu
 	@mkdir -p $(dir $@)

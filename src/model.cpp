@@ -40,6 +40,7 @@ Model init_model(const Config& c, const Plan& plan, uint64_t seed) {
     validate_config(c);
     if (plan.n_layers() != c.n_layers) fail("plan has " + std::to_string(plan.n_layers()) + " layers, model " + std::to_string(c.n_layers));
     Model m{c, plan, {}};
+    m.random_weights = true;
     allocate_weights(m);
     Rng rng(seed);
     Weights& w = m.weights;
@@ -150,11 +151,13 @@ Model load_kvshare(const std::string& path, File& file) {
     } catch (const std::runtime_error& e) {
         fail("'" + path + "' has a corrupt header (" + e.what() + ")");
     }
-    int32_t diag_all;
-    file.read(&diag_all, 4);
+    int32_t flags;  // bit 0: diag=all, bit 1: random weights
+    file.read(&flags, 4);
+    const int32_t diag_all = flags & 1;
     std::vector<int32_t> src(c.n_layers);
     file.read(src.data(), src.size() * 4);
     Model m{c, make_plan(std::vector<int>(src.begin(), src.end()), diag_all != 0, "stored"), {}};
+    m.random_weights = (flags & 2) != 0;
     for (int i = 0; i < c.n_layers; i++)
         if (m.plan.source[i] != src[i]) fail("'" + path + "' stores an unresolved plan");
     allocate_weights(m);
@@ -179,6 +182,7 @@ Model apply_plan(const Model& m, const Plan& plan) {
             fail("plan '" + plan.name + "' needs the K/V weights of layer " + std::to_string(layer) +
                  ", which this checkpoint does not hold (its plan is " + m.plan.spec() + ")");
     Model out{c, plan, {}};
+    out.random_weights = m.random_weights;
     allocate_weights(out);
     Weights& w = out.weights;
     const Weights& from = m.weights;
@@ -221,13 +225,13 @@ void save_model(const std::string& path, const Model& m) {
     const Config& c = m.config;
     int32_t h[8] = {c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.max_seq_len, c.shared_classifier ? 1 : 0};
     float f[2] = {c.rope_theta, c.norm_eps};
-    int32_t diag_all = m.plan.diag_all ? 1 : 0;
+    int32_t flags = (m.plan.diag_all ? 1 : 0) | (m.random_weights ? 2 : 0);
     std::vector<int32_t> src(m.plan.source.begin(), m.plan.source.end());
     file.write(kMagic, 4);
     file.write(&kVersion, 4);
     file.write(h, sizeof h);
     file.write(f, sizeof f);
-    file.write(&diag_all, 4);
+    file.write(&flags, 4);
     file.write(src.data(), src.size() * 4);
     for (auto* t : const_cast<Weights&>(m.weights).tensors()) file.write(t->data(), t->size() * sizeof(float));
 }

@@ -27,6 +27,7 @@ struct Model {
     Config config;
     Plan plan;
     Weights weights;
+    bool random_weights = false;  // made by init and never trained: its text is noise
 
     const float* classifier() const {
         return config.shared_classifier ? weights.token_embedding.data() : weights.wcls.data();
