@@ -1,4 +1,5 @@
 #include "reference/ops.h"
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -83,8 +84,8 @@ void attention(float* out, const float* q, const float* k, const float* v, int n
     const float scale = 1.0f / std::sqrt((float)head_size);
 #pragma omp parallel
     {
-        thread_local std::vector<float> scores;  // grows once, reused every token
-        scores.resize((size_t)p0 + n + 1);
+        thread_local std::vector<float> scores;  // grows with the context, reused every token
+        if (scores.size() < (size_t)p0 + n + 1) scores.resize(std::max<size_t>(2 * scores.size(), (size_t)p0 + n + 1));
 #pragma omp for collapse(2) schedule(static)
         for (int t = 0; t < n; t++)
             for (int h = 0; h < n_heads; h++) {
