@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include "src/bpe.h"
 #include "src/stories.h"
+#include "src/tokenizer.h"
 #include "src/util.h"
 #include <cstdio>
 #include <cstring>
@@ -39,47 +40,6 @@ BpeVocab read_tokenizer_bin(const std::string& path, int n, int32_t& max_len) {
     return v;
 }
 
-// The encoder the brief describes: dummy " " prefix, characters looked up as
-// pieces (bytes + 3 otherwise), then merge the best-scoring adjacent pair.
-std::vector<int> reference_encode(const BpeVocab& v, const std::string& text) {
-    std::map<std::string, int> id;
-    for (int i = 0; i < (int)v.pieces.size(); i++) id[v.pieces[i]] = i;
-    std::string s = " " + text;
-    std::vector<int> toks;
-    for (size_t i = 0; i < s.size();) {
-        size_t len = 1;
-        while (i + len < s.size() && len < 4 && ((unsigned char)s[i + len] & 0xC0) == 0x80) len++;
-        auto it = id.find(s.substr(i, len));
-        if (it != id.end()) toks.push_back(it->second);
-        else for (size_t k = 0; k < len; k++) toks.push_back((unsigned char)s[i + k] + 3);
-        i += len;
-    }
-    while (true) {
-        int best = -1, best_id = -1;
-        float best_score = -1e10f;
-        for (size_t i = 0; i + 1 < toks.size(); i++) {
-            auto it = id.find(v.pieces[toks[i]] + v.pieces[toks[i + 1]]);
-            if (it != id.end() && v.scores[it->second] > best_score) {
-                best_score = v.scores[it->second];
-                best = (int)i;
-                best_id = it->second;
-            }
-        }
-        if (best < 0) break;
-        toks[best] = best_id;
-        toks.erase(toks.begin() + best + 1);
-    }
-    return toks;
-}
-
-std::string reference_decode(const BpeVocab& v, const std::vector<int>& toks) {
-    std::string out;
-    for (int t : toks) {
-        if (t >= 3 && t < 259) out += (char)(t - 3);
-        else out += v.pieces[t];
-    }
-    return out.substr(1);   // drop the dummy prefix
-}
 
 std::string temp_path(const char* name) {
     return (std::filesystem::temp_directory_path() / name).string();
@@ -157,16 +117,20 @@ TEST_CASE("bpe: tokenizer.bin round-trips byte for byte", "[bpe]") {
     CHECK_THROWS_AS(save_tokenizer_bin(path, bad), std::runtime_error);
 }
 
-TEST_CASE("bpe: an encoder that merges by score compresses and round-trips", "[bpe]") {
+TEST_CASE("bpe: the engine's tokenizer replays the merges, compresses and round-trips", "[bpe]") {
     std::string text;
     for (const std::string& s : generate_stories(21, 2000)) text += s;
     BpeVocab v = train_bpe(text, 600);
+    const std::string path = temp_path("kvshare_test_bpe_engine.bin");
+    save_tokenizer_bin(path, v);
+    Tokenizer tok = Tokenizer::load(path, 600);
+    std::remove(path.c_str());
     std::string sentence = generate_stories(21, 1)[0];
     sentence.pop_back();   // without the newline
-    std::vector<int> toks = reference_encode(v, sentence);
+    std::vector<int> toks = tok.encode(sentence, true, false);
     CHECK(toks.size() * 3 < sentence.size());
-    CHECK(reference_decode(v, toks) == sentence);
+    CHECK(tok.decode(toks) == sentence);
     // text with characters the training never saw falls back to bytes
     std::string odd = "Lily saw a caf\xC3\xA9 {}";
-    CHECK(reference_decode(v, reference_encode(v, odd)) == odd);
+    CHECK(tok.decode(tok.encode(odd, true, false)) == odd);
 }
