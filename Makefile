@@ -57,6 +57,11 @@ test: $(BIN) $(TEST_BIN)
 	./$(TEST_BIN) $(TEST_ARGS)
 	bash tests/cli_errors.sh ./$(BIN)
 
+# The quick start's run command: a demo model (random weights until trained ones ship).
+run: $(BIN)
+	@test -f $(BUILD)/demo.kvs || ./$(BIN) init $(BUILD)/demo.kvs --preset demo -s 1
+	./$(BIN) generate $(BUILD)/demo.kvs --plan lckv:2 -i "Once upon a time" -n 64 -s 42
+
 clean:
 	rm -rf $(BUILD) $(BIN)
 

@@ -1,0 +1,185 @@
+#include "reference/backward.h"
+#include "src/util.h"
+#include <cmath>
+#include <string>
+#include <vector>
+
+static inline float dot(const float* a, const float* b, int n) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+// y (n) += a * x (n)
+static inline void axpy(float* y, float a, const float* x, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+void embedding_backward(float* dtable, const float* dout, const int* tokens, int n, int dim) {
+    // serial: two rows with the same token add into the same table row
+    for (int r = 0; r < n; r++) axpy(dtable + (size_t)tokens[r] * dim, 1.0f, dout + (size_t)r * dim, dim);
+}
+
+void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float* x, const float* weight,
+                      int n, int dim, float eps) {
+    for (int r = 0; r < n; r++) {
+        const float* xr = x + (size_t)r * dim;
+        const float* gr = dout + (size_t)r * dim;
+        float* dxr = dx + (size_t)r * dim;
+        double ss = 0.0, gwx = 0.0;  // sum x^2, sum dout * w * x
+        for (int i = 0; i < dim; i++) {
+            ss += (double)xr[i] * xr[i];
+            gwx += (double)gr[i] * weight[i] * xr[i];
+        }
+        const double s = 1.0 / std::sqrt(ss / dim + eps);
+        const double c = s * s * s / dim * gwx;
+        for (int i = 0; i < dim; i++) dxr[i] += (float)(s * weight[i] * gr[i] - c * xr[i]);
+        if (dweight)
+            for (int i = 0; i < dim; i++) dweight[i] += (float)(gr[i] * (s * xr[i]));
+    }
+}
+
+void matmul_backward_x(float* dx, const float* dout, const float* w, int n, int k, int d) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        float* dxr = dx + (size_t)r * k;
+        const float* gr = dout + (size_t)r * d;
+        for (int i = 0; i < d; i++) axpy(dxr, gr[i], w + (size_t)i * k, k);
+    }
+}
+
+void matmul_backward_w(float* dw, const float* dout, const float* x, int n, int k, int d) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < d; i++) {
+        float* dwi = dw + (size_t)i * k;
+        for (int r = 0; r < n; r++) axpy(dwi, dout[(size_t)r * d + i], x + (size_t)r * k, k);
+    }
+}
+
+void rope_backward(float* dx, const int* positions, int n, int n_heads, int head_size, float theta, RopeStyle style) {
+    const int half = head_size / 2;
+    for (int r = 0; r < n; r++)
+        for (int h = 0; h < n_heads; h++) {
+            float* head = dx + ((size_t)r * n_heads + h) * head_size;
+            for (int i = 0; i < half; i++) {
+                float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);  // as the forward
+                float angle = positions[r] * freq;
+                float c = cosf(angle), s = sinf(angle);
+                int a = style == RopeStyle::Adjacent ? 2 * i : i;
+                int b = style == RopeStyle::Adjacent ? 2 * i + 1 : i + half;
+                float g0 = head[a], g1 = head[b];
+                // transpose of [[c, -s], [s, c]]
+                head[a] = g0 * c + g1 * s;
+                head[b] = -g0 * s + g1 * c;
+            }
+        }
+}
+
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        const float sig = 1.0f / (1.0f + expf(-g));
+        dgate[i] += dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
+        dup[i] += dout[i] * g * sig;
+    }
+}
+
+void residual_backward(float* dy, const float* dout, size_t n) {
+    for (size_t i = 0; i < n; i++) dy[i] += dout[i];
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, int n, int p0, bool strict, int n_heads, int n_kv_heads, int head_size) {
+    const int q_dim = n_heads * head_size, kv_dim = n_kv_heads * head_size;
+    const int group = n_heads / n_kv_heads;
+    const int len = p0 + n;  // source positions any query may see
+    const float scale = 1.0f / std::sqrt((float)head_size);
+    // probabilities P and score gradients dS per (head, query, source), zero where masked
+    std::vector<float> P((size_t)n_heads * n * len, 0.0f), dS((size_t)n_heads * n * len, 0.0f);
+
+    // pass 1, per (query, head): P = softmax(q.k * scale); dP_s = dout.v_s;
+    // dS_s = P_s (dP_s - sum_u P_u dP_u); dq += scale * sum_s dS_s k_s
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < n_heads; h++) {
+            const int visible = p0 + t + (strict ? 0 : 1);
+            if (visible == 0) continue;
+            const size_t kv_off = (size_t)(h / group) * head_size;
+            const float* qh = q + (size_t)t * q_dim + (size_t)h * head_size;
+            const float* gh = dout + (size_t)t * q_dim + (size_t)h * head_size;
+            float* p = &P[((size_t)h * n + t) * len];
+            float* ds = &dS[((size_t)h * n + t) * len];
+            for (int s = 0; s < visible; s++) p[s] = dot(qh, k + (size_t)s * kv_dim + kv_off, head_size) * scale;
+            softmax(p, visible);
+            double pdp = 0.0;
+            for (int s = 0; s < visible; s++) {
+                ds[s] = dot(gh, v + (size_t)s * kv_dim + kv_off, head_size);
+                pdp += (double)p[s] * ds[s];
+            }
+            for (int s = 0; s < visible; s++) ds[s] = (float)(p[s] * (ds[s] - pdp));
+            if (dq) {
+                float* dqh = dq + (size_t)t * q_dim + (size_t)h * head_size;
+                for (int s = 0; s < visible; s++) axpy(dqh, scale * ds[s], k + (size_t)s * kv_dim + kv_off, head_size);
+            }
+        }
+    if (!dk && !dv) return;
+
+    // pass 2, per source position s (no two threads write one row):
+    // dv_s += sum_t P_ts dout_t; dk_s += scale * sum_t dS_ts q_t, over every head of the group
+#pragma omp parallel for schedule(static)
+    for (int s = 0; s < len; s++) {
+        // queries t that see s: p0 + t + (strict ? 0 : 1) > s
+        int t0 = s - p0 + (strict ? 1 : 0);
+        if (t0 < 0) t0 = 0;
+        for (int h = 0; h < n_heads; h++) {
+            const size_t kv_off = (size_t)s * kv_dim + (size_t)(h / group) * head_size;
+            for (int t = t0; t < n; t++) {
+                const size_t pi = ((size_t)h * n + t) * len + s;
+                const size_t qi = (size_t)t * q_dim + (size_t)h * head_size;
+                if (dv) axpy(dv + kv_off, P[pi], dout + qi, head_size);
+                if (dk) axpy(dk + kv_off, scale * dS[pi], q + qi, head_size);
+            }
+        }
+    }
+}
+
+static void check_target(int target, int vocab) {
+    if (target < 0 || target >= vocab)
+        fail("target token " + std::to_string(target) + " is outside the vocabulary (0.." + std::to_string(vocab - 1) + ")");
+}
+
+// log sum_j exp(row[j]), in double
+static double log_sum_exp(const float* row, int vocab) {
+    float max = row[0];
+    for (int j = 1; j < vocab; j++) max = row[j] > max ? row[j] : max;
+    double sum = 0.0;
+    for (int j = 0; j < vocab; j++) sum += std::exp((double)row[j] - max);
+    return max + std::log(sum);
+}
+
+double softmax_cross_entropy(const float* logits, const int* targets, int n, int vocab) {
+    double total = 0.0;
+    for (int r = 0; r < n; r++) {
+        check_target(targets[r], vocab);
+        const float* row = logits + (size_t)r * vocab;
+        total += log_sum_exp(row, vocab) - row[targets[r]];
+    }
+    return n > 0 ? total / n : 0.0;
+}
+
+void softmax_cross_entropy_backward(float* dlogits, const float* logits, const int* targets, int n, int vocab,
+                                    float scale) {
+    const double w = (double)scale / n;
+    for (int r = 0; r < n; r++) {
+        check_target(targets[r], vocab);
+        const float* row = logits + (size_t)r * vocab;
+        float* drow = dlogits + (size_t)r * vocab;
+        const double lse = log_sum_exp(row, vocab);
+        for (int j = 0; j < vocab; j++) {
+            const double p = std::exp((double)row[j] - lse);
+            drow[j] += (float)(w * (p - (j == targets[r] ? 1.0 : 0.0)));
+        }
+    }
+}
