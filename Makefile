@@ -32,7 +32,7 @@ endif
 CPU_OBJ  := $(CPU_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 
-.PHONY: all test bench clean run
+.PHONY: all test bench clean run train-models
 all: $(BIN)
 
 $(BIN): $(BUILD)/src/main.o $(CPU_OBJ) $(CUDA_OBJ)
@@ -57,10 +57,28 @@ test: $(BIN) $(TEST_BIN)
 	./$(TEST_BIN) $(TEST_ARGS)
 	bash tests/cli_errors.sh ./$(BIN)
 
-# The quick start's run command: a demo model (random weights until trained ones ship).
+# The quick start's run command: a story from the shipped LCKV model, on the CPU.
 run: $(BIN)
-	@test -f $(BUILD)/demo.kvs || ./$(BIN) init $(BUILD)/demo.kvs --preset demo -s 1
-	./$(BIN) generate $(BUILD)/demo.kvs --plan lckv:2 -i "Once upon a time" -n 64 -s 42
+	./$(BIN) generate models/lckv.kvs -z models/stories.tok -i "Once upon a time" -n 128 -t 0.8 -s 42
+
+# Shipped models: one shape, one training budget, one plan each (walkthrough chapter 5).
+# `make train-lckv` remakes one; `make train-models` remakes them all (CPU only).
+SHIPPED      := standard cla2 yoco sandwich lckv
+PLAN_standard := standard
+PLAN_cla2     := cla:2
+PLAN_yoco     := yoco
+PLAN_sandwich := sandwich-middle:4
+PLAN_lckv     := lckv:3
+MODEL_SHAPE  := --dim 96 --hidden-dim 192 --layers 8 --heads 4 --kv-heads 2 --context 128 --vocab 512
+TRAIN_BUDGET := --stories 20000 --steps 600 --batch 8 --seq 128 --lr 2e-3 --warmup 60 --eval-every 100 -s 1
+
+models/stories.tok: | $(BIN)
+	./$(BIN) tokenizer $@ --stories 20000 --vocab 512
+
+train-%: $(BIN) models/stories.tok
+	./$(BIN) train models/$*.kvs -z models/stories.tok $(MODEL_SHAPE) --plan $(PLAN_$*) $(TRAIN_BUDGET)
+
+train-models: $(addprefix train-,$(SHIPPED))
 
 clean:
 	rm -rf $(BUILD) $(BIN)

@@ -1,6 +1,8 @@
 // kvshare's command line: dispatch, and the small subcommands (init, info, plans).
 #include "src/cli.h"
 #include "src/args.h"
+#include "src/bpe.h"
+#include "src/stories.h"
 #include "src/calibrate.h"
 #include "src/commands.h"
 #include "src/kv_cache.h"
@@ -19,6 +21,7 @@ static const char* kUsage =
     "  init OUT         write a model with random weights (a preset or any shape)\n"
     "  train OUT        train a model on the CPU\n"
     "  calibrate MODEL  KVSharer: search for layers that may share a dissimilar layer's KV\n"
+    "  tokenizer OUT    train a BPE tokenizer on the story generator or a text\n"
     "  bench WHAT       benchmarks: decode, converge, kernels\n"
     "\n"
     "MODEL is a kvshare model file or a llama2.c .bin checkpoint.\n"
@@ -147,6 +150,30 @@ static int cmd_plans(int argc, char** argv) {
 }
 
 // ---------------------------------------------------------------------------
+// tokenizer: train a BPE vocabulary on stories or a text
+
+static int cmd_tokenizer(int argc, char** argv) {
+    Args a = parse_args(argc, argv, 2, "kvshare tokenizer", {"--stories", "--text", "--vocab"}, {});
+    if (a.has("--help")) {
+        std::printf("usage: kvshare tokenizer OUT (--stories N | --text FILE) --vocab V\n"
+                    "Trains a byte-fallback BPE vocabulary of V pieces and writes it as a llama2.c tokenizer.bin.\n");
+        return 0;
+    }
+    const std::string out = a.need_positional(0, "output file OUT");
+    if (a.has("--stories") == a.has("--text")) fail("kvshare tokenizer: give one of --stories N or --text FILE");
+    if (!a.has("--vocab")) fail("kvshare tokenizer: --vocab V is required");
+    std::string text;
+    if (a.has("--text")) text = read_text_file(a.get("--text"));
+    else
+        for (const std::string& s : story_split(Split::Train, a.get_int("--stories", 0))) text += s;
+    if (text.empty()) fail("kvshare tokenizer: no training text");
+    BpeVocab v = train_bpe(text, a.get_int("--vocab", 0));
+    save_tokenizer_bin(out, v);
+    std::fprintf(stderr, "wrote %s: %zu pieces from %zu bytes of text\n", out.c_str(), v.pieces.size(), text.size());
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
 
 int kvshare_main(int argc, char** argv) {
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
@@ -163,6 +190,7 @@ int kvshare_main(int argc, char** argv) {
         if (cmd == "train") return cmd_train(argc, argv);
         if (cmd == "bench") return cmd_bench(argc, argv);
         if (cmd == "calibrate") return cmd_calibrate(argc, argv);
+        if (cmd == "tokenizer") return cmd_tokenizer(argc, argv);
         fail("unknown command '" + cmd + "' (see kvshare --help)");
     } catch (const std::exception& e) {
         std::fflush(stdout);

@@ -62,6 +62,11 @@ expect_error "plans bad kv"         "--kv"              -- "$BIN" plans --layers
 expect_error "init bad shape"       "n_heads"           -- "$BIN" init "$T/x.kvs" --dim 10 --heads 3 --layers 2
 expect_error "init unknown preset"  "unknown preset"    -- "$BIN" init "$T/x.kvs" --preset huge
 expect_error "bench nothing"        "decode"            -- "$BIN" bench
+expect_error "calibrate too many"   "1..7"              -- "$BIN" calibrate "$T/m.kvs" --shared 8 --sequences 2 --tokens 8 -o "$T/p.plan"
+expect_error "calibrate empty data" "empty"             -- "$BIN" calibrate "$T/m.kvs" --shared 2 --data "$T/empty.txt" -o "$T/p.plan"
+expect_error "calibrate short data" "fewer than one"    -- "$BIN" calibrate "$T/m.kvs" --shared 2 --data "$T/text.txt" --tokens 64 -o "$T/p.plan"
+expect_error "calibrate no target"  "--shared"          -- "$BIN" calibrate "$T/m.kvs"
+expect_error "tokenizer no vocab"   "--vocab"           -- "$BIN" tokenizer "$T/t.tok" --stories 10
 if ! "$BIN" generate "$T/m.kvs" -n 2 --device cuda >/dev/null 2>"$T/err"; then
     expect_error "cuda without gpu"     "cuda"              -- "$BIN" generate "$T/m.kvs" -n 2 --device cuda
 fi
@@ -77,6 +82,16 @@ fi
 a=$("$BIN" generate "$T/m.kvs" -i "Once" -n 20 -t 0 2>/dev/null)
 b=$("$BIN" generate "$T/m.bin" -i "Once" -n 20 -t 0 -s 9 2>/dev/null)
 if [ -n "$a" ] && [ "$a" == "$b" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: greedy .kvs vs .bin: '$a' vs '$b'"; fi
+
+# calibrate writes a plan that generate, eval and info accept
+if "$BIN" calibrate "$T/m.kvs" --shared 2 --sequences 3 --tokens 16 --threshold -1 -o "$T/k.plan" >/dev/null 2>&1 &&
+   "$BIN" info "$T/m.kvs" --plan "$T/k.plan" | grep -q "kv layers  6 of 8" &&
+   "$BIN" generate "$T/m.kvs" --plan "$T/k.plan" -n 8 >/dev/null 2>&1 &&
+   "$BIN" eval "$T/m.kvs" --plan "$T/k.plan" --data "$T/text.txt" >/dev/null 2>&1; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1)); echo "FAILED: calibrate plan file not accepted by info/generate/eval"
+fi
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
