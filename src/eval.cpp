@@ -3,6 +3,9 @@
 #include "src/backend.h"
 #include "src/commands.h"
 #include "src/eval.h"
+#include "src/stories.h"
+#include <algorithm>
+#include <cctype>
 #include "src/tokenizer.h"
 #include "src/util.h"
 #include <cmath>
@@ -36,27 +39,67 @@ EvalResult evaluate(Backend& be, const Model& m, const std::vector<int>& tokens,
     return r;
 }
 
+RecallResult recall_accuracy(Backend& be, const Model& m, const Tokenizer& tok, const std::vector<RecallProbe>& probes,
+                             const PrefillOptions& prefill) {
+    RecallResult r;
+    std::vector<int> next(1);
+    for (const RecallProbe& p : probes) {
+        std::vector<int> prompt = tok.encode(p.prompt, true, false);
+        const std::string want = " " + p.answer;
+        if ((int)prompt.size() + (int)want.size() > be.context()) continue;  // does not fit: not counted
+        be.prefill(prompt.data(), (int)prompt.size(), prefill);
+        // greedy until the continuation is one character past the answer (to see the word end)
+        std::string got;
+        int prev = prompt.back();
+        for (;;) {
+            const float* logits = be.logits();
+            next[0] = (int)(std::max_element(logits, logits + m.config.vocab_size) - logits);
+            got += tok.decode_piece(prev, next[0]);
+            prev = next[0];
+            if (got.size() > want.size() || be.pos() >= be.context()) break;
+            be.decode(next.data());
+        }
+        r.probes++;
+        // the word must be complete: followed by a non-letter or nothing
+        if (got.compare(0, want.size(), want) == 0 && (got.size() == want.size() || !std::isalpha((unsigned char)got[want.size()])))
+            r.correct++;
+    }
+    return r;
+}
+
 int cmd_eval(int argc, char** argv) {
-    Args a = parse_args(argc, argv, 2, "kvshare eval", {"-z", "--data", "--plan", "--device", "--prefill", "--context"}, {});
+    Args a = parse_args(argc, argv, 2, "kvshare eval", {"-z", "--data", "--plan", "--device", "--prefill", "--context", "--probes"}, {});
     if (a.has("--help")) {
         std::printf("usage: kvshare eval MODEL [-z TOKENIZER] --data FILE [--plan PLAN] [--device cpu|cuda]\n"
-                    "                   [--prefill MODE] [--context N]\n"
+                    "                   [--prefill MODE] [--context N] [--probes N]\n"
                     "Mean next-token loss (nats) and perplexity over FILE, read in non-overlapping windows of\n"
-                    "N tokens (default: the model's max_seq_len), each starting a fresh sequence.\n");
+                    "N tokens (default: the model's max_seq_len), each starting a fresh sequence.\n"
+                    "--probes N also (or, without --data, only) runs N recall probes from the story generator:\n"
+                    "a story prefix whose next word is a name or object mentioned earlier; greedy decoding\n"
+                    "must produce it.\n");
         return 0;
     }
     Model m = load_model(a.need_positional(0, "MODEL"), a.get("--plan"));
-    if (!a.has("--data")) fail("kvshare eval: --data FILE is required");
+    if (!a.has("--data") && !a.has("--probes")) fail("kvshare eval: --data FILE (or --probes N) is required");
     Tokenizer tok = tokenizer_for(a.get("-z"), m);
-    const std::string text = read_text_file(a.get("--data"));
-    if (text.empty()) fail("kvshare eval: '" + a.get("--data") + "' is empty");
     const int context = a.get_int("--context", m.config.max_seq_len);
     if (context < 1 || context > m.config.max_seq_len)
         fail("kvshare eval: --context must be 1.." + std::to_string(m.config.max_seq_len));
-    std::vector<int> tokens = tok.encode(text, true, false);
+    const PrefillOptions prefill = parse_prefill(a.get("--prefill", "parallel"));
     auto be = make_backend(m, parse_device(a.get("--device", "cpu")), 1, context);
+    if (a.has("--probes")) {
+        const int n = a.get_int("--probes", 0);
+        if (n < 1) fail("kvshare eval: --probes must be >= 1");
+        RecallResult r = recall_accuracy(*be, m, tok, recall_probes(12345, n), prefill);
+        std::printf("plan %s: recall %d of %d probes (%.1f%%)\n", m.plan.name.c_str(), r.correct, r.probes,
+                    r.probes ? 100.0 * r.correct / r.probes : 0.0);
+        if (!a.has("--data")) return 0;
+    }
+    const std::string text = read_text_file(a.get("--data"));
+    if (text.empty()) fail("kvshare eval: '" + a.get("--data") + "' is empty");
+    std::vector<int> tokens = tok.encode(text, true, false);
     double t0 = now_seconds();
-    EvalResult r = evaluate(*be, m, tokens, context, parse_prefill(a.get("--prefill", "parallel")));
+    EvalResult r = evaluate(*be, m, tokens, context, prefill);
     double t1 = now_seconds();
     std::printf("plan %s: %zu tokens in %d windows, mean loss %.4f, perplexity %.3f\n", m.plan.name.c_str(), r.predicted,
                 r.windows, r.mean_loss, r.perplexity);

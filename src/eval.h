@@ -10,8 +10,18 @@ struct EvalResult {
     double perplexity = 0;
 };
 
+struct RecallResult {
+    int probes = 0, correct = 0;
+};
+
 // -log softmax(logits)[target], in double.
 double cross_entropy(const float* logits, int vocab, int target);
 
 // Non-overlapping windows of `context` inputs over tokens (batch-1 backend).
+struct Tokenizer;
+struct RecallProbe;
+// Greedy continuation of each probe's prompt must spell out its answer word.
+RecallResult recall_accuracy(Backend& be, const Model& m, const Tokenizer& tok, const std::vector<RecallProbe>& probes,
+                             const PrefillOptions& prefill);
+
 EvalResult evaluate(Backend& be, const Model& m, const std::vector<int>& tokens, int context, const PrefillOptions& prefill);
