@@ -22,6 +22,7 @@ static const char* kUsage =
     "  train OUT        train a model on the CPU\n"
     "  calibrate MODEL  KVSharer: search for layers that may share a dissimilar layer's KV\n"
     "  tokenizer OUT    train a BPE tokenizer on the story generator or a text\n"
+    "  stories N        print N generated stories (train or validation split)\n"
     "  bench WHAT       benchmarks: decode, converge, kernels\n"
     "\n"
     "MODEL is a kvshare model file or a llama2.c .bin checkpoint.\n"
@@ -173,6 +174,23 @@ static int cmd_tokenizer(int argc, char** argv) {
     return 0;
 }
 
+// stories: the generator's text, for eval and calibrate files
+
+static int cmd_stories(int argc, char** argv) {
+    Args a = parse_args(argc, argv, 2, "kvshare stories", {"--split"}, {});
+    if (a.has("--help")) {
+        std::printf("usage: kvshare stories N [--split train|validation]\n"
+                    "Prints N stories of the generator's train (default) or validation split.\n");
+        return 0;
+    }
+    const int n = parse_int(a.need_positional(0, "story count N"), "kvshare stories");
+    if (n < 1) fail("kvshare stories: N must be >= 1");
+    const std::string split = a.get("--split", "train");
+    if (split != "train" && split != "validation") fail("kvshare stories: --split must be train or validation");
+    for (const std::string& s : story_split(split == "train" ? Split::Train : Split::Validation, n)) std::fputs(s.c_str(), stdout);
+    return 0;
+}
+
 // ---------------------------------------------------------------------------
 
 int kvshare_main(int argc, char** argv) {
@@ -191,6 +209,7 @@ int kvshare_main(int argc, char** argv) {
         if (cmd == "bench") return cmd_bench(argc, argv);
         if (cmd == "calibrate") return cmd_calibrate(argc, argv);
         if (cmd == "tokenizer") return cmd_tokenizer(argc, argv);
+        if (cmd == "stories") return cmd_stories(argc, argv);
         fail("unknown command '" + cmd + "' (see kvshare --help)");
     } catch (const std::exception& e) {
         std::fflush(stdout);

@@ -5,26 +5,30 @@
 #include <vector>
 
 struct Tokenizer {
-    std::vector<std::string> pieces;  // (vocab_size)
+    std::vector<std::string> pieces;  // (vocab_size) the text of each token id
     std::vector<float> scores;        // (vocab_size) merge priority: higher merges first
-    int max_token_length = 0;
+    int max_token_length = 0;         // longest piece in bytes, as the file records it
 
-    // The file stores max_token_length, then (score, len, bytes) per piece; the vocabulary
-    // size is not stored, so the model's is given.
+    // The file holds int32 max_token_length, then per piece: float32 score, int32 length,
+    // the bytes. It does not store the vocabulary size, so the model's is given, and a
+    // file with more or fewer pieces is an error.
     static Tokenizer load(const std::string& path, int vocab_size);
-    // 259 pieces: <unk>, <s>, </s>, then the bytes <0x00>..<0xFF> (ids 3..258).
+    // 259 pieces: 0 "<unk>", 1 "\n<s>\n" (BOS), 2 "\n</s>\n" (EOS), 3..258 "<0x00>".."<0xFF>".
     static Tokenizer bytes();
     void save(const std::string& path) const;
+    // After editing pieces by hand, rebuild the piece -> id map before encoding.
+    void build_index();
 
     int vocab_size() const { return (int)pieces.size(); }
     std::vector<int> encode(const std::string& text, bool bos, bool eos) const;
-    // The text of token after prev_token: a leading space is dropped after BOS, and a
-    // byte piece "<0xXX>" becomes that raw byte.
+    // The text of token after prev_token: a byte piece "<0xXX>" becomes that raw byte,
+    // and a leading space is dropped after BOS.
     std::string decode_piece(int prev_token, int token) const;
+    // All tokens' text, BOS and EOS skipped.
     std::string decode(const std::vector<int>& tokens) const;
 
 private:
-    void index();
-    int lookup(const std::string& piece) const;
+    int find(const std::string& piece) const;  // id of a piece, -1 if absent
     std::unordered_map<std::string, int> ids_;
+    size_t indexed_size_ = 0;  // pieces.size() when ids_ was built
 };

@@ -1,50 +1,102 @@
-// Sampler: greedy, seeded reproducibility, top-p support, and frequencies against softmax.
+// Sampler: greedy, seeded reproducibility, top-p, and frequencies against softmax.
 #include <catch2/catch.hpp>
 #include "src/sampler.h"
+#include "tests/helpers.h"
 #include <cmath>
 #include <vector>
 
+// softmax(logits / temperature), in double, as the frequencies should come out.
+static std::vector<double> softmax(const std::vector<float>& logits, double temperature) {
+    std::vector<double> p(logits.size());
+    double z = 0;
+    for (size_t i = 0; i < logits.size(); i++) z += p[i] = std::exp(logits[i] / temperature);
+    for (double& x : p) x /= z;
+    return p;
+}
+
+// How often each token comes out over `draws` samples.
+static std::vector<double> frequencies(Sampler& s, const std::vector<float>& logits, int draws) {
+    std::vector<double> f(logits.size(), 0.0);
+    for (int i = 0; i < draws; i++) f[s.sample(logits.data())] += 1.0 / draws;
+    return f;
+}
+
 TEST_CASE("greedy picks the argmax and leaves the logits alone", "[sampler]") {
-    std::vector<float> logits = {0.1f, 3.0f, -2.0f, 2.9f}, copy = logits;
-    Sampler s(4, 0.0f, 0.9f, 1);
-    CHECK(s.sample(logits.data()) == 1);
+    const uint64_t seed = 11;
+    INFO("logits seed " << seed);
+    std::vector<float> logits = random_vector(1000, seed, -5.0f, 5.0f), copy = logits;
+    int best = 0;
+    for (int i = 1; i < 1000; i++)
+        if (logits[i] > logits[best]) best = i;
+    Sampler s(1000, 0.0f, 0.9f, 1);
+    for (int i = 0; i < 10; i++) CHECK(s.sample(logits.data()) == best);
     CHECK(logits == copy);
 }
 
-TEST_CASE("sampling follows softmax and the seed", "[sampler]") {
-    std::vector<float> logits = {0.0f, 1.0f, 2.0f, -1.0f};
-    Sampler a(4, 1.0f, 1.0f, 42), b(4, 1.0f, 1.0f, 42);
-    std::vector<int> count(4, 0);
-    const int draws = 20000;
-    for (int i = 0; i < draws; i++) {
-        int x = a.sample(logits.data());
-        CHECK(x == b.sample(logits.data()));
-        count[x]++;
+TEST_CASE("the same seed gives the same sequence", "[sampler]") {
+    std::vector<float> logits = random_vector(50, 5);
+    Sampler a(50, 1.0f, 0.9f, 42), b(50, 1.0f, 0.9f, 42), c(50, 1.0f, 0.9f, 43);
+    std::vector<int> sa, sb, sc;
+    for (int i = 0; i < 200; i++) {
+        sa.push_back(a.sample(logits.data()));
+        sb.push_back(b.sample(logits.data()));
+        sc.push_back(c.sample(logits.data()));
     }
-    double z = 0;
-    for (float l : logits) z += std::exp(l);
-    for (int i = 0; i < 4; i++) CHECK(std::fabs(count[i] / (double)draws - std::exp(logits[i]) / z) < 0.01);
-    // temperature 0.5 sharpens: the top token's share grows
-    Sampler sharp(4, 0.5f, 1.0f, 7);
-    int top = 0;
-    for (int i = 0; i < draws; i++) top += sharp.sample(logits.data()) == 2;
-    CHECK(top / (double)draws > count[2] / (double)draws + 0.1);
+    CHECK(sa == sb);
+    CHECK(sa != sc);  // another seed, another sequence
 }
 
-TEST_CASE("top-p keeps only the nucleus", "[sampler]") {
-    // probabilities ~ 0.64, 0.24, 0.09, 0.03: top-p 0.8 keeps the first two only
-    std::vector<float> logits = {3.0f, 2.0f, 1.0f, 0.0f};
+TEST_CASE("frequencies follow softmax(logits / temperature)", "[sampler]") {
+    std::vector<float> logits = {0.0f, 1.0f, 2.0f, -1.0f, 0.5f}, copy = logits;
+    const int draws = 20000;  // a standard error of at most 0.0035 per token
+    for (float temperature : {1.0f, 2.0f, 0.5f}) {
+        INFO("temperature " << temperature);
+        Sampler s(5, temperature, 1.0f, 42);
+        std::vector<double> want = softmax(logits, temperature), got = frequencies(s, logits, draws);
+        for (int i = 0; i < 5; i++) CHECK(std::fabs(got[i] - want[i]) < 0.015);
+    }
+    // top-p 0 means no nucleus, the full distribution
+    Sampler s(5, 1.0f, 0.0f, 9);
+    std::vector<double> want = softmax(logits, 1.0), got = frequencies(s, logits, draws);
+    for (int i = 0; i < 5; i++) CHECK(std::fabs(got[i] - want[i]) < 0.015);
+    CHECK(logits == copy);
+}
+
+TEST_CASE("top-p samples only the nucleus, renormalized", "[sampler]") {
+    std::vector<float> logits = {1.0f, 3.0f, 0.0f, 2.0f}, copy = logits;
+    std::vector<double> p = softmax(logits, 1.0);  // ~ 0.09, 0.64, 0.03, 0.24
+    // 0.64 alone is under 0.8, 0.64 + 0.24 is over: the nucleus is tokens 1 and 3
+    REQUIRE(p[1] < 0.8);
+    REQUIRE(p[1] + p[3] > 0.8);
     Sampler s(4, 1.0f, 0.8f, 3);
-    std::vector<int> count(4, 0);
-    for (int i = 0; i < 5000; i++) count[s.sample(logits.data())]++;
-    CHECK(count[2] == 0);
-    CHECK(count[3] == 0);
-    CHECK(count[1] > 1000);  // 0.24 / 0.88 of the draws
-    Sampler tiny(4, 1.0f, 0.01f, 3);
-    for (int i = 0; i < 100; i++) CHECK(tiny.sample(logits.data()) == 0);
+    std::vector<double> got = frequencies(s, logits, 20000);
+    CHECK(got[0] == 0.0);
+    CHECK(got[2] == 0.0);
+    CHECK(std::fabs(got[1] - p[1] / (p[1] + p[3])) < 0.015);
+    CHECK(std::fabs(got[3] - p[3] / (p[1] + p[3])) < 0.015);
+    CHECK(logits == copy);
+    // a top-p below the top token's probability leaves only it
+    for (float topp : {0.5f, 0.01f}) {
+        Sampler tiny(4, 1.0f, topp, 3);
+        for (int i = 0; i < 200; i++) CHECK(tiny.sample(logits.data()) == 1);
+    }
+}
+
+TEST_CASE("top-p handles near-uniform and one-token vocabularies", "[sampler]") {
+    // every probability sits just under (1 - topp) / (n - 1): the top token must still come out
+    std::vector<float> flat(1000, 0.0f);
+    flat[777] = 1e-5f;
+    Sampler s(1000, 1.0f, 1e-4f, 5);
+    for (int i = 0; i < 100; i++) CHECK(s.sample(flat.data()) == 777);
+    float one = 0.3f;
+    Sampler single(1, 1.0f, 0.5f, 5);
+    CHECK(single.sample(&one) == 0);
 }
 
 TEST_CASE("bad sampler settings are rejected", "[sampler]") {
     CHECK_THROWS_WITH(Sampler(4, -1.0f, 0.9f, 1), Catch::Contains("temperature"));
+    CHECK_THROWS_WITH(Sampler(4, NAN, 0.9f, 1), Catch::Contains("temperature"));
     CHECK_THROWS_WITH(Sampler(4, 1.0f, 1.5f, 1), Catch::Contains("top-p"));
+    CHECK_THROWS_WITH(Sampler(4, 1.0f, -0.1f, 1), Catch::Contains("top-p"));
+    CHECK_THROWS_WITH(Sampler(0, 1.0f, 0.9f, 1), Catch::Contains("vocab_size"));
 }
