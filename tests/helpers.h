@@ -3,6 +3,8 @@
 #include "src/util.h"
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 struct ErrorStats {
@@ -35,4 +37,9 @@ inline std::vector<float> random_vector(size_t n, uint64_t seed, float lo = -1.0
     std::vector<float> v(n);
     for (float& x : v) x = rng.uniform(lo, hi);
     return v;
+}
+
+// A scratch file in the system temp folder (tests may run from any build directory).
+inline std::string temp_path(const std::string& name) {
+    return (std::filesystem::temp_directory_path() / ("kvshare_test_" + name)).string();
 }

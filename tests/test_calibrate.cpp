@@ -98,9 +98,9 @@ TEST_CASE("chains resolve: every source is a KV layer, a shared layer owns nothi
     CHECK(shared.weights.wk.size() == (size_t)m.config.kv_dim() * m.config.dim);
     CHECK(make_cpu_backend(shared, 1, 16)->kv_cache_bytes() * 8 == make_cpu_backend(m, 1, 16)->kv_cache_bytes());
     // the plan file round-trips
-    write_plan_file("build/test_kvsharer.plan", r.plan, "test");
-    CHECK(parse_plan("build/test_kvsharer.plan", 8).source == r.plan.source);
-    std::remove("build/test_kvsharer.plan");
+    write_plan_file(temp_path("test_kvsharer.plan"), r.plan, "test");
+    CHECK(parse_plan(temp_path("test_kvsharer.plan"), 8).source == r.plan.source);
+    std::remove(temp_path("test_kvsharer.plan").c_str());
 }
 
 TEST_CASE("random order is seeded; impossible targets are rejected", "[calibrate]") {

@@ -38,8 +38,8 @@ TEST_CASE("the project's format round-trips config, plan and weights", "[model]"
         for (bool tied : {true, false}) {
             INFO("plan " << plan << " tied " << tied);
             Model m = small_model(plan, tied);
-            save_model("build/test_model.kvs", m);
-            Model r = load_model("build/test_model.kvs");
+            save_model(temp_path("test_model.kvs"), m);
+            Model r = load_model(temp_path("test_model.kvs"));
             CHECK(r.config.dim == m.config.dim);
             CHECK(r.config.n_kv_heads == m.config.n_kv_heads);
             CHECK(r.config.shared_classifier == tied);
@@ -49,55 +49,55 @@ TEST_CASE("the project's format round-trips config, plan and weights", "[model]"
             check_same_weights(m, r);
         }
     }
-    std::remove("build/test_model.kvs");
+    std::remove(temp_path("test_model.kvs").c_str());
 }
 
 TEST_CASE("a llama2.c checkpoint written here imports with the same outputs", "[model]") {
     for (bool tied : {true, false}) {
         INFO("tied " << tied);
         Model m = small_model("standard", tied);
-        save_llama2c("build/test_model.bin", m);
-        Model r = load_model("build/test_model.bin");
+        save_llama2c(temp_path("test_model.bin"), m);
+        Model r = load_model(temp_path("test_model.bin"));
         CHECK(r.config.shared_classifier == tied);
         CHECK(r.config.vocab_size == m.config.vocab_size);
         check_same_weights(m, r);
         CHECK(compare(last_logits(r), last_logits(m)).max_abs == 0.0);
         // any plan can be applied at load: unused W_K / W_V are dropped
-        Model lckv = load_model("build/test_model.bin", "lckv:2");
+        Model lckv = load_model(temp_path("test_model.bin"), "lckv:2");
         CHECK(lckv.plan.n_kv_layers() == 3);
         CHECK(lckv.weights.wk.size() == 3 * (size_t)m.config.kv_dim() * m.config.dim);
         const size_t per = (size_t)m.config.kv_dim() * m.config.dim;
         CHECK(std::equal(lckv.weights.wk.begin() + per, lckv.weights.wk.begin() + 2 * per, m.weights.wk.begin() + 6 * per));
         CHECK(compare(last_logits(lckv), last_logits(apply_plan(m, parse_plan("lckv:2", 8)))).max_abs == 0.0);
     }
-    std::remove("build/test_model.bin");
+    std::remove(temp_path("test_model.bin").c_str());
 }
 
 TEST_CASE("a checkpoint cannot take a plan whose K/V weights it lacks", "[model]") {
     Model m = small_model("cla:2");
-    save_model("build/test_cla.kvs", m);
-    CHECK(load_model("build/test_cla.kvs", "cla:2").plan.n_kv_layers() == 4);
-    CHECK(load_model("build/test_cla.kvs", "cla:4").plan.n_kv_layers() == 2);  // 0, 4 are KV layers of cla:2
-    CHECK_THROWS_WITH(load_model("build/test_cla.kvs", "standard"), Catch::Contains("does not hold"));
-    CHECK_THROWS_WITH(load_model("build/test_cla.kvs", "cla:2,0"), Catch::Contains("not an integer"));
-    CHECK_THROWS_WITH(load_model("build/test_cla.kvs", "lckv:2"), Catch::Contains("layer 7"));
-    std::remove("build/test_cla.kvs");
+    save_model(temp_path("test_cla.kvs"), m);
+    CHECK(load_model(temp_path("test_cla.kvs"), "cla:2").plan.n_kv_layers() == 4);
+    CHECK(load_model(temp_path("test_cla.kvs"), "cla:4").plan.n_kv_layers() == 2);  // 0, 4 are KV layers of cla:2
+    CHECK_THROWS_WITH(load_model(temp_path("test_cla.kvs"), "standard"), Catch::Contains("does not hold"));
+    CHECK_THROWS_WITH(load_model(temp_path("test_cla.kvs"), "cla:2,0"), Catch::Contains("not an integer"));
+    CHECK_THROWS_WITH(load_model(temp_path("test_cla.kvs"), "lckv:2"), Catch::Contains("layer 7"));
+    std::remove(temp_path("test_cla.kvs").c_str());
 }
 
 TEST_CASE("truncated, foreign and missing files give one clear error", "[model]") {
     Model m = small_model("standard");
-    save_model("build/good.kvs", m);
-    save_llama2c("build/good.bin", m);
-    truncate_copy("build/good.kvs", "build/short.kvs", 100);
-    truncate_copy("build/good.bin", "build/short.bin", 4);
-    CHECK_THROWS_WITH(load_model("build/short.kvs"), Catch::Contains("truncated"));
-    CHECK_THROWS_WITH(load_model("build/short.bin"), Catch::Contains("truncated"));
-    std::ofstream("build/foreign.txt") << "this is certainly not a model file, just some text that is long enough";
-    CHECK_THROWS_WITH(load_model("build/foreign.txt"), Catch::Contains("llama2.c"));
-    std::ofstream("build/tiny.txt") << "hi";
-    CHECK_THROWS_WITH(load_model("build/tiny.txt"), Catch::Contains("too small"));
-    CHECK_THROWS_WITH(load_model("build/does-not-exist.kvs"), Catch::Contains("cannot open"));
-    CHECK_THROWS_WITH(load_model("build/good.kvs", "pizza-top:9"), Catch::Contains("1..8"));
-    for (const char* f : {"build/good.kvs", "build/good.bin", "build/short.kvs", "build/short.bin", "build/foreign.txt", "build/tiny.txt"})
-        std::remove(f);
+    save_model(temp_path("good.kvs"), m);
+    save_llama2c(temp_path("good.bin"), m);
+    truncate_copy(temp_path("good.kvs"), temp_path("short.kvs"), 100);
+    truncate_copy(temp_path("good.bin"), temp_path("short.bin"), 4);
+    CHECK_THROWS_WITH(load_model(temp_path("short.kvs")), Catch::Contains("truncated"));
+    CHECK_THROWS_WITH(load_model(temp_path("short.bin")), Catch::Contains("truncated"));
+    std::ofstream(temp_path("foreign.txt")) << "this is certainly not a model file, just some text that is long enough";
+    CHECK_THROWS_WITH(load_model(temp_path("foreign.txt")), Catch::Contains("llama2.c"));
+    std::ofstream(temp_path("tiny.txt")) << "hi";
+    CHECK_THROWS_WITH(load_model(temp_path("tiny.txt")), Catch::Contains("too small"));
+    CHECK_THROWS_WITH(load_model(temp_path("does-not-exist.kvs")), Catch::Contains("cannot open"));
+    CHECK_THROWS_WITH(load_model(temp_path("good.kvs"), "pizza-top:9"), Catch::Contains("1..8"));
+    for (const std::string& f : {temp_path("good.kvs"), temp_path("good.bin"), temp_path("short.kvs"), temp_path("short.bin"), temp_path("foreign.txt"), temp_path("tiny.txt")})
+        std::remove(f.c_str());
 }

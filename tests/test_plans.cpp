@@ -1,6 +1,7 @@
 // Plans: the named plans against DESIGN.md's L = 8 table and a hand-made L = 12 table,
 // chains, cycles, blocks, plan files and bad specs.
 #include <catch2/catch.hpp>
+#include "tests/helpers.h"
 #include "src/plan.h"
 #include <cstdio>
 #include <algorithm>
@@ -113,14 +114,14 @@ TEST_CASE("diag=all and plan files round-trip", "[plans]") {
     CHECK(p.diag_all);
     CHECK(p.strict(0));
     CHECK(p.spec() == "0,0,2,2,4,4,6,6,diag=all");
-    const std::string path = "build/test_plan.txt";
+    const std::string path = temp_path("test_plan.txt");
     write_plan_file(path, p, "written by a test\nsecond comment line");
     Plan q = parse_plan(path, 8);
     CHECK(q.source == p.source);
     CHECK(q.diag_all);
     CHECK_THROWS_WITH(parse_plan(path, 6), Catch::Contains("maps 8 layers"));
-    std::ofstream("build/empty_plan.txt") << "# nothing here\n";
-    CHECK_THROWS_WITH(parse_plan("build/empty_plan.txt", 8), Catch::Contains("holds no plan"));
+    std::ofstream(temp_path("empty_plan.txt")) << "# nothing here\n";
+    CHECK_THROWS_WITH(parse_plan(temp_path("empty_plan.txt"), 8), Catch::Contains("holds no plan"));
     std::remove(path.c_str());
 }
 
