@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 struct ErrorStats {
@@ -39,7 +40,8 @@ inline std::vector<float> random_vector(size_t n, uint64_t seed, float lo = -1.0
     return v;
 }
 
-// A scratch file in the system temp folder (tests may run from any build directory).
+// A scratch file in the system temp folder: tests may run from any build directory,
+// and two test runs at once do not collide.
 inline std::string temp_path(const std::string& name) {
-    return (std::filesystem::temp_directory_path() / ("kvshare_test_" + name)).string();
+    return (std::filesystem::temp_directory_path() / ("kvshare_test_" + std::to_string(getpid()) + "_" + name)).string();
 }

@@ -1,6 +1,7 @@
 // The BPE trainer: fixed first pieces, merge order, the tokenizer.bin bytes,
 // and that a sentencepiece-style encoder replays the merges.
 #include <catch2/catch.hpp>
+#include "tests/helpers.h"
 #include "src/bpe.h"
 #include "src/stories.h"
 #include "src/tokenizer.h"
@@ -40,10 +41,6 @@ BpeVocab read_tokenizer_bin(const std::string& path, int n, int32_t& max_len) {
     return v;
 }
 
-
-std::string temp_path(const char* name) {
-    return (std::filesystem::temp_directory_path() / name).string();
-}
 
 }  // namespace
 

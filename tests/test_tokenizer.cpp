@@ -1,6 +1,7 @@
 // Tokenizer: byte fallback round trips, merges worked out by hand and checked against a
 // slow obvious encoder, the file format, bad files, and the real Llama 2 tokenizer.
 #include <catch2/catch.hpp>
+#include "tests/helpers.h"
 #include "src/tokenizer.h"
 #include "src/util.h"
 #include <cstdio>
@@ -10,11 +11,6 @@
 #include <unistd.h>
 
 // A scratch file in the system's temp folder, unique to this process.
-static std::string temp_path(const std::string& name) {
-    auto dir = std::filesystem::temp_directory_path();
-    return (dir / ("kvshare_test_" + std::to_string(getpid()) + "_" + name)).string();
-}
-
 static std::string read_bytes(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(f), {});

@@ -50,10 +50,6 @@ std::vector<int> random_tokens(size_t count, int vocab, uint64_t seed) {
     return t;
 }
 
-std::string temp_path(const std::string& name) {
-    return (std::filesystem::temp_directory_path() / ("kvshare_" + std::to_string(getpid()) + "_" + name)).string();
-}
-
 // Greedy continuation through the inference path.
 std::vector<int> greedy(const Model& m, std::vector<int> prompt, int steps) {
     auto be = make_cpu_backend(m, 1);
