@@ -1,6 +1,7 @@
 #include "src/calibrate.h"
 #include "src/args.h"
 #include "src/commands.h"
+#include "src/eval.h"
 #include "src/stories.h"
 #include "src/tokenizer.h"
 #include "src/util.h"
@@ -171,14 +172,14 @@ int cmd_calibrate(int argc, char** argv) {
 
     // calibration tokens: the text cut into `count` windows of n tokens
     Tokenizer tok = tokenizer_for(a.get("-z"), m);
-    std::string text;
+    std::vector<int> stream;
     if (a.has("--data")) {
-        text = read_text_file(a.get("--data"));
+        const std::string text = read_text_file(a.get("--data"));
         if (text.empty()) fail("kvshare calibrate: '" + a.get("--data") + "' is empty");
-    } else {
-        for (const std::string& story : story_split(Split::Train, count * 4)) text += story;
+        stream = tok.encode(text, true, false);
+    } else {  // stories, each with BOS, as `train --stories` saw them
+        stream = encode_documents(tok, story_split(Split::Train, count * 4));
     }
-    std::vector<int> stream = tok.encode(text, true, false);
     const int windows = std::min<int>(count, (int)(stream.size() / n));
     if (windows < 1)
         fail("kvshare calibrate: the calibration text has " + std::to_string(stream.size()) + " tokens, fewer than one sequence of " +

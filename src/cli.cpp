@@ -143,7 +143,7 @@ static int cmd_plans(int argc, char** argv) {
     for (const std::string& name : named_plans(L, kv)) {
         Plan p = parse_plan(name, L);
         char ratio[32];
-        std::snprintf(ratio, sizeof ratio, "%.2f", (double)p.n_kv_layers() / L);
+        std::snprintf(ratio, sizeof ratio, "%.3f", (double)p.n_kv_layers() / L);
         std::printf("%-20s %-4d %-6s %-16s %s\n", name.c_str(), p.n_kv_layers(), ratio, blocks_string(p).c_str(),
                     p.map_string().c_str());
     }

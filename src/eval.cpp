@@ -39,6 +39,16 @@ EvalResult evaluate(Backend& be, const Model& m, const std::vector<int>& tokens,
     return r;
 }
 
+std::vector<int> encode_documents(const Tokenizer& tok, const std::vector<std::string>& docs) {
+    std::vector<int> tokens;
+    for (const std::string& d : docs) {
+        if (d.empty()) continue;
+        std::vector<int> t = tok.encode(d, true, false);
+        tokens.insert(tokens.end(), t.begin(), t.end());
+    }
+    return tokens;
+}
+
 RecallResult recall_accuracy(Backend& be, const Model& m, const Tokenizer& tok, const std::vector<RecallProbe>& probes,
                              const PrefillOptions& prefill) {
     RecallResult r;
@@ -68,12 +78,14 @@ RecallResult recall_accuracy(Backend& be, const Model& m, const Tokenizer& tok, 
 }
 
 int cmd_eval(int argc, char** argv) {
-    Args a = parse_args(argc, argv, 2, "kvshare eval", {"-z", "--data", "--plan", "--device", "--prefill", "--context", "--probes"}, {});
+    Args a = parse_args(argc, argv, 2, "kvshare eval", {"-z", "--data", "--plan", "--device", "--prefill", "--context", "--probes"}, {"--per-line"});
     if (a.has("--help")) {
         std::printf("usage: kvshare eval MODEL [-z TOKENIZER] --data FILE [--plan PLAN] [--device cpu|cuda]\n"
-                    "                   [--prefill MODE] [--context N] [--probes N]\n"
+                    "                   [--prefill MODE] [--context N] [--per-line] [--probes N]\n"
                     "Mean next-token loss (nats) and perplexity over FILE, read in non-overlapping windows of\n"
                     "N tokens (default: the model's max_seq_len), each starting a fresh sequence.\n"
+                    "--per-line encodes every non-empty line as its own document with BOS, as\n"
+                    "`kvshare train --stories` does with each story (use it for `kvshare stories` output).\n"
                     "--probes N also (or, without --data, only) runs N recall probes from the story generator:\n"
                     "a story prefix whose next word is a name or object mentioned earlier; greedy decoding\n"
                     "must produce it.\n");
@@ -97,7 +109,7 @@ int cmd_eval(int argc, char** argv) {
     }
     const std::string text = read_text_file(a.get("--data"));
     if (text.empty()) fail("kvshare eval: '" + a.get("--data") + "' is empty");
-    std::vector<int> tokens = tok.encode(text, true, false);
+    std::vector<int> tokens = a.has("--per-line") ? encode_documents(tok, split(text, '\n')) : tok.encode(text, true, false);
     double t0 = now_seconds();
     EvalResult r = evaluate(*be, m, tokens, context, prefill);
     double t1 = now_seconds();

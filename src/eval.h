@@ -1,6 +1,7 @@
 // Perplexity of a model + plan on a token stream; used by eval, calibrate and the tests.
 #pragma once
 #include "src/backend.h"
+#include <string>
 #include <vector>
 
 struct EvalResult {
@@ -20,6 +21,8 @@ double cross_entropy(const float* logits, int vocab, int target);
 // Non-overlapping windows of `context` inputs over tokens (batch-1 backend).
 struct Tokenizer;
 struct RecallProbe;
+// Each document encoded with BOS, concatenated: how `train --stories` sees stories.
+std::vector<int> encode_documents(const Tokenizer& tok, const std::vector<std::string>& docs);
 // Greedy continuation of each probe's prompt must spell out its answer word.
 RecallResult recall_accuracy(Backend& be, const Model& m, const Tokenizer& tok, const std::vector<RecallProbe>& probes,
                              const PrefillOptions& prefill);

@@ -69,3 +69,9 @@ TEST_CASE("recall scoring needs the whole answer word", "[eval]") {
     CHECK(score(" bell.") == 0);
     CHECK(score("ball.") == 0);     // the word must follow a space
 }
+
+TEST_CASE("documents are encoded with BOS each, empty lines skipped", "[eval]") {
+    Tokenizer tok = Tokenizer::bytes();
+    std::vector<int> want = {1, 'a' + 3, 'b' + 3, 1, 'c' + 3};
+    CHECK(encode_documents(tok, {"ab", "", "c"}) == want);
+}

@@ -56,7 +56,7 @@ static std::vector<std::string> all_plans() {
     plans.push_back("lckv:2,diag=all");
     plans.push_back("cla:2,diag=all");
     plans.push_back("standard,diag=all");
-    plans.push_back("2,1,2,5,4,5,7,7");  // two cyclic blocks, and one more after them
+    plans.push_back("2,1,2,5,4,5,7,7");  // three cyclic blocks: 0-2, 3-5, 6-7
     return plans;
 }
 
