@@ -97,6 +97,7 @@ CalibrationResult calibrate(const Model& m, const std::vector<int>& sequences, i
     std::vector<int> source = m.plan.source;
     for (PairTrial& t : r.pairs) {
         if (r.shared >= o.shared_layers) break;
+        t.reached = true;
         if (source[t.layer] != t.layer || source[t.with] == t.layer) continue;  // already reads another layer
         std::vector<int> candidate = source;
         candidate[t.layer] = source[t.with];  // root(j): sources are always resolved
@@ -192,7 +193,8 @@ int cmd_calibrate(int argc, char** argv) {
     std::printf("%-6s %-6s %-12s %-8s %-12s %s\n", "layer", "with", "distance", "source", "similarity", "decision");
     for (const PairTrial& t : r.pairs) {
         if (!t.tried) {
-            std::printf("%-6d %-6d %-12.4g %-8s %-12s %s\n", t.layer, t.with, t.distance, "-", "-", "skipped");
+            std::printf("%-6d %-6d %-12.4g %-8s %-12s %s\n", t.layer, t.with, t.distance, "-", "-",
+                        t.reached ? "skipped: already shares" : "not reached");
             continue;
         }
         std::printf("%-6d %-6d %-12.4g %-8d %-12.6f %s\n", t.layer, t.with, t.distance, t.source, t.similarity,

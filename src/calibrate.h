@@ -20,6 +20,7 @@ struct PairTrial {
     double distance;       // Euclidean distance of the layers' mean [K; V]
     int source = -1;       // root(j), when tried
     double similarity = 0; // mean cosine similarity of final hidden states, when tried
+    bool reached = false;  // the search got to this pair before sharing C layers
     bool tried = false, accepted = false;
 };
 

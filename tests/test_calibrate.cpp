@@ -53,6 +53,7 @@ TEST_CASE("dissimilar pairs are tried first, similar ones last", "[calibrate]") 
     CHECK(first.accepted);
     for (size_t i = 1; i < far.pairs.size(); i++) CHECK(far.pairs[i - 1].distance >= far.pairs[i].distance);
     CHECK(far.shared == 1);
+    CHECK_FALSE(far.pairs[1].reached);  // the search stops once C layers share
     // most similar first: two zero layers; sharing them changes nothing, similarity 1
     o.order = PairOrder::Similar;
     o.threshold = 0.999999;
