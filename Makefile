@@ -18,13 +18,23 @@ CPU_SRC  := $(wildcard src/*.cpp reference/*.cpp)
 CPU_SRC  := $(filter-out src/main.cpp src/cuda_missing.cpp,$(CPU_SRC))
 TEST_SRC := $(wildcard tests/*.cpp)
 
+# nvcc may be a wrapper script outside the toolkit (/usr/local/bin/nvcc), so ask it where
+# the toolkit is (TOP in its dry run) and look there for libcudart; without it, build CPU-only.
 ifneq ($(NVCC),)
+  CUDA_HOME ?= $(shell $(NVCC) --dryrun -x cu -c /dev/null -o /dev/null 2>&1 | sed -n 's/^\#\$$ TOP=//p' | head -n 1)
+  CUDA_LIB_DIRS := $(CUDA_HOME)/lib64 $(CUDA_HOME)/targets/x86_64-linux/lib /usr/local/cuda/lib64
+  CUDA_LIB := $(firstword $(foreach d,$(CUDA_LIB_DIRS),$(if $(and $(wildcard $(d)/libcudart.so),$(wildcard $(d)/libcublas.so)),$(d))))
+  ifeq ($(CUDA_LIB),)
+    $(warning nvcc found at $(NVCC) but no libcudart.so and libcublas.so in $(CUDA_LIB_DIRS): building without CUDA)
+  endif
+endif
+
+ifneq ($(CUDA_LIB),)
   CUDA_SRC := $(wildcard cuda/*.cu)
   CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
-  CUDA_LIB := $(dir $(NVCC))../lib64
   CXXFLAGS += -DKVSHARE_CUDA
   LDLIBS   += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcudart
-  BENCH_LIBS :=
+  BENCH_LIBS := -lcublas
 else
   CUDA_OBJ := $(BUILD)/src/cuda_missing.o
 endif
@@ -57,11 +67,17 @@ test: $(BIN) $(TEST_BIN)
 	./$(TEST_BIN) $(TEST_ARGS)
 	bash tests/cli_errors.sh ./$(BIN)
 
+# Benchmarks (timings never go in tests): CPU decode of the stories15M shape, then every CUDA
+# kernel version against its measured ceiling (says so and stops where there is no GPU).
+bench: $(BIN)
+	./$(BIN) bench decode --preset stories15M
+	./$(BIN) bench kernels
+
 # The quick start's run command: a story from the shipped LCKV model, on the CPU.
 run: $(BIN)
 	./$(BIN) generate models/lckv.kvs -z models/stories.tok -i "Once upon a time" -n 128 -t 0.8 -s 42
 
-# Shipped models: one shape, one training budget, one plan each (walkthrough chapter 5).
+# Shipped models: one shape, one training budget, one plan each (walkthrough chapter 6).
 # `make train-lckv` remakes one; `make train-models` remakes them all (CPU only).
 SHIPPED      := standard cla2 yoco sandwich lckv
 PLAN_standard := standard
