@@ -1,0 +1,85 @@
+// Small device and host helpers shared by the kernel files (CUDA only; not for g++).
+#pragma once
+#include "cuda/check.h"
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace kvk {
+
+// The kernels assume 32-lane warps (every NVIDIA GPU so far); shuffles use the full mask,
+// so every lane of a warp must reach them.
+constexpr int WARP = 32;
+constexpr unsigned FULL_MASK = 0xffffffffu;
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int off = WARP / 2; off > 0; off >>= 1) v += __shfl_xor_sync(FULL_MASK, v, off);
+    return v;  // every lane holds the sum
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int off = WARP / 2; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, off));
+    return v;
+}
+
+// Merges two online-softmax states (running max m, sum s of exp(x - m)). An empty state
+// is (-inf, 0); merging two empty states must not produce exp(-inf - -inf) = NaN.
+__device__ __forceinline__ void softmax_merge(float& m, float& s, float m2, float s2) {
+    const float mm = fmaxf(m, m2);
+    if (mm == -INFINITY) return;
+    s = s * expf(m - mm) + s2 * expf(m2 - mm);
+    m = mm;
+}
+
+__device__ __forceinline__ void warp_softmax_merge(float& m, float& s) {
+#pragma unroll
+    for (int off = WARP / 2; off > 0; off >>= 1) {
+        const float m2 = __shfl_xor_sync(FULL_MASK, m, off);
+        const float s2 = __shfl_xor_sync(FULL_MASK, s, off);
+        softmax_merge(m, s, m2, s2);
+    }
+}
+
+inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+inline size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// Multiprocessors of the current device: grid-stride kernels launch a few blocks per SM.
+inline int num_sms() {
+    static int cached_dev = -1, cached_n = 0;  // asked once per device, not per launch
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev != cached_dev) {
+        CUDA_CHECK(cudaDeviceGetAttribute(&cached_n, cudaDevAttrMultiProcessorCount, dev));
+        cached_dev = dev;
+    }
+    return cached_n;
+}
+
+// Grid for a grid-stride loop over `items`: enough blocks to fill the GPU, never zero.
+inline int stride_grid(size_t items, int threads) {
+    const size_t want = ceil_div(items, (size_t)threads);
+    const size_t cap = (size_t)num_sms() * 16;
+    return (int)(want < 1 ? 1 : want < cap ? want : cap);
+}
+
+// Opts a kernel into more than the default 48 KiB of dynamic shared memory when it needs it.
+inline void allow_dynamic_smem(const void* kernel, size_t bytes) {
+    if (bytes <= 48 * 1024) return;
+    int dev = 0, optin = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    if (bytes > (size_t)optin)
+        throw std::runtime_error("kernel needs " + std::to_string(bytes) + " bytes of shared memory; the GPU allows " +
+                                 std::to_string(optin));
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+}
+
+[[noreturn]] inline void bad_args(const std::string& what) { throw std::runtime_error(what); }
+
+}  // namespace kvk

@@ -1,0 +1,31 @@
+// Host-vector wrappers around the kernels of cuda/kernels.h, for the tests (plain C++, so
+// the test files need no CUDA headers). Each copies its inputs to the device, fills the
+// output with NaN before the launch (a kernel that skips an element is caught), launches,
+// synchronizes and copies the result back. Every device buffer carries NaN guard zones
+// on both sides; a kernel that writes outside its output throws std::runtime_error.
+#pragma once
+#include "reference/ops.h"
+#include <cstddef>
+#include <vector>
+
+// `offset` shifts x and w by that many floats on the device (offset 1 breaks 16-byte
+// alignment, to exercise the kernels' scalar fallbacks).
+std::vector<float> check_gemm(int version, const std::vector<float>& x, const std::vector<float>& w, int n, int k, int d,
+                              int offset = 0);
+// In place on x (rows, n): the result replaces x.
+std::vector<float> check_softmax(int version, const std::vector<float>& x, int rows, int n);
+std::vector<float> check_rmsnorm(int version, const std::vector<float>& x, const std::vector<float>& weight, int n, int dim,
+                                 float eps);
+std::vector<float> check_rope(const std::vector<float>& x, const std::vector<int>& positions, int n, int n_heads,
+                              int head_size, float theta, RopeStyle style);
+std::vector<float> check_swiglu(const std::vector<float>& hb, const std::vector<float>& hb2, int offset = 0);
+std::vector<float> check_residual_add(const std::vector<float>& x, const std::vector<float>& y, int offset = 0);
+std::vector<float> check_embedding(const std::vector<float>& table, const std::vector<int>& tokens, int dim);
+// q (batch, n, q_dim); k, v (batch, context, kv_dim); returns out (batch, n, q_dim).
+std::vector<float> check_attention_prefill(int version, const std::vector<float>& q, const std::vector<float>& k,
+                                           const std::vector<float>& v, int batch, int n, int p0, int context, bool strict,
+                                           int n_heads, int n_kv_heads, int head_size);
+// q (batch, q_dim); returns out (batch, q_dim).
+std::vector<float> check_attention_decode(int version, const std::vector<float>& q, const std::vector<float>& k,
+                                          const std::vector<float>& v, int batch, int pos, int context, bool strict,
+                                          int n_heads, int n_kv_heads, int head_size);

@@ -1,0 +1,62 @@
+// The hand-written CUDA kernels behind plain C++ launch functions: no CUDA types here, so
+// code built by g++ (the GPU forward, tests, benchmarks) can call them.
+//
+// - Every pointer is a DEVICE pointer; tokens and positions too.
+// - Launches go to the default stream and return at once (no synchronization); a bad
+//   launch or bad arguments throw std::runtime_error.
+// - Where a kernel has several versions, `version` 1..N picks one (each stays runnable,
+//   from naive to fast), and 0 picks the best for the shape. The same semantics as the
+//   reference op of the same name in reference/ops.h, fp32 throughout.
+#pragma once
+#include "reference/ops.h"  // RopeStyle
+#include <cstddef>
+
+// ---- GEMM: out (n, d) = x (n, k) @ w (d, k)^T, row-major (reference matmul) ----
+// 1 naive, 2 shared-memory tiles, 3 register blocking (8x8 per thread),
+// 4 float4 loads + double buffering, 5 matrix-vector (warp per output row, for small n).
+int gemm_versions();
+const char* gemm_version_name(int version);
+void gemm(int version, float* out, const float* x, const float* w, int n, int k, int d);
+
+// ---- softmax: in place, row-wise over `rows` rows of n values, numerically safe ----
+// 1 thread per row, 2 block per row with a shared-memory tree, 3 block per row, one-pass
+// online max/sum with warp shuffles and float4 loads.
+int softmax_versions();
+const char* softmax_version_name(int version);
+void softmax_gpu(int version, float* x, int rows, int n);
+
+// ---- RMSNorm: out (n, dim) = x / rms(x) * weight ----
+// 1 thread per row, 2 block per row with warp shuffles and float4 loads.
+int rmsnorm_versions();
+const char* rmsnorm_version_name(int version);
+void rmsnorm_gpu(int version, float* out, const float* x, const float* weight, int n, int dim, float eps);
+
+// ---- element-wise ops (one version each) ----
+// In place on x (n, n_heads * head_size); row r sits at positions[r]. head_size <= 512, even.
+void rope_gpu(float* x, const int* positions, int n, int n_heads, int head_size, float theta, RopeStyle style);
+// hb (n) = silu(hb) * hb2
+void swiglu_gpu(float* hb, const float* hb2, size_t n);
+// x (n) += y (n)
+void residual_add_gpu(float* x, const float* y, size_t n);
+// out (n, dim) = token_embedding[tokens[r]]; every token must lie in [0, vocab).
+void embedding_gpu(float* out, const float* token_embedding, const int* tokens, int n, int dim);
+
+// ---- attention over one layer's source KV slot ----
+// q, out: (batch, n, n_heads * head_size); query t of every sequence sits at position p0 + t.
+// k, v:   the source slot's base (src/kv_cache.h): position s of sequence b at
+//         k + ((size_t)b * context + s) * n_kv_heads * head_size; p0 + n <= context.
+// Query at p sees s <= p, or s < p when strict; query head h reads kv head
+// h / (n_heads / n_kv_heads); scale 1/sqrt(head_size); zeros when nothing is visible.
+// head_size <= 256.
+// Prefill: 1 warp per (query, head), 2 tiles of 16 queries x 32 keys with online softmax.
+int attention_prefill_versions();
+const char* attention_prefill_version_name(int version);
+void attention_prefill_gpu(int version, float* out, const float* q, const float* k, const float* v, int batch, int n,
+                           int p0, int context, bool strict, int n_heads, int n_kv_heads, int head_size);
+// Decode: one query per sequence at position pos; q, out: (batch, n_heads * head_size).
+// 1 warp per (sequence, head) over all positions, 2 positions split into chunks (one
+// block per chunk and KV head, all heads of its group) and merged.
+int attention_decode_versions();
+const char* attention_decode_version_name(int version);
+void attention_decode_gpu(int version, float* out, const float* q, const float* k, const float* v, int batch, int pos,
+                          int context, bool strict, int n_heads, int n_kv_heads, int head_size);

@@ -1,0 +1,284 @@
+// Every CUDA kernel and every version of it against the reference op (DESIGN.md section 6):
+// relative L2 error and max error (relative to the largest reference magnitude, at least
+// 1) within 1e-5 for element-wise ops and 1e-4 for GEMM and attention; random inputs with
+// the seed shown on failure; shapes that are not multiples of tiles or warps; outputs
+// filled with NaN before each launch and guard zones around every buffer (kernel_check.h).
+// Without a GPU every case prints SKIPPED and passes.
+#ifdef KVSHARE_CUDA
+#include <catch2/catch.hpp>
+#include "cuda/kernel_check.h"
+#include "cuda/kernels.h"
+#include "reference/ops.h"
+#include "src/backend.h"
+#include "tests/helpers.h"
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#define SKIP_WITHOUT_GPU()                \
+    do {                                  \
+        std::string why_;                 \
+        if (!cuda_available(&why_)) {     \
+            WARN("SKIPPED: " << why_);    \
+            return;                       \
+        }                                 \
+    } while (0)
+
+namespace {
+
+constexpr double ELEMENTWISE_BOUND = 1e-5, GEMM_BOUND = 1e-4, ATTENTION_BOUND = 1e-4;
+const float NaN = std::numeric_limits<float>::quiet_NaN();
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, double bound) {
+    REQUIRE(got.size() == want.size());
+    const ErrorStats e = compare(got, want);
+    double scale = 1.0;
+    for (float x : want) scale = std::max(scale, (double)std::fabs(x));
+    INFO("rel_l2 " << e.rel_l2 << ", max_abs " << e.max_abs << ", max |ref| " << scale << ", bound " << bound);
+    CHECK(e.finite);
+    CHECK(e.rel_l2 <= bound);
+    CHECK(e.max_abs <= bound * scale);
+}
+
+std::vector<int> random_ints(size_t n, uint64_t seed, int lo, int hi) {  // [lo, hi]
+    Rng rng(seed);
+    std::vector<int> v(n);
+    for (int& x : v) x = lo + (int)(rng.next_u32() % (uint32_t)(hi - lo + 1));
+    return v;
+}
+
+// The reference attention, one sequence at a time, over the (batch, context, kv_dim) cache.
+std::vector<float> reference_attention(const std::vector<float>& q, const std::vector<float>& k,
+                                       const std::vector<float>& v, int batch, int n, int p0, int context, bool strict,
+                                       int n_heads, int n_kv_heads, int hs) {
+    const size_t q_seq = (size_t)n * n_heads * hs, kv_seq = (size_t)context * n_kv_heads * hs;
+    std::vector<float> out(q.size());
+    for (int b = 0; b < batch; b++)
+        attention(out.data() + b * q_seq, q.data() + b * q_seq, k.data() + b * kv_seq, v.data() + b * kv_seq, n, p0,
+                  strict, n_heads, n_kv_heads, hs);
+    return out;
+}
+
+// Random K/V where some query can see them; NaN at every position no query may read.
+void fill_cache(std::vector<float>& k, std::vector<float>& v, int batch, int context, int kv_dim, int readable,
+                uint64_t seed) {
+    k = random_vector((size_t)batch * context * kv_dim, seed);
+    v = random_vector((size_t)batch * context * kv_dim, seed + 1);
+    for (int b = 0; b < batch; b++)
+        for (int s = readable; s < context; s++)
+            for (int i = 0; i < kv_dim; i++) {
+                const size_t at = ((size_t)b * context + s) * kv_dim + i;
+                k[at] = NaN;
+                v[at] = NaN;
+            }
+}
+
+}  // namespace
+
+TEST_CASE("cuda gemm: every version matches the reference matmul", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    struct Shape {
+        int n, k, d;
+    };
+    // odd sizes, sizes just past a tile (32, 128) or a k step (8, 16), k % 4 != 0, decode rows
+    const Shape shapes[] = {{1, 1, 1},     {1, 4096, 300}, {2, 96, 97},    {3, 17, 5},     {4, 0, 5},
+                            {5, 1000, 77}, {8, 64, 129},   {16, 257, 33},  {17, 130, 70},  {37, 129, 67},
+                            {129, 16, 128}, {130, 260, 131}, {200, 33, 150}, {257, 64, 300}, {300, 515, 260}};
+    uint64_t seed = 1000;
+    for (const Shape& s : shapes) {
+        seed += 2;
+        const std::vector<float> x = random_vector((size_t)s.n * s.k, seed), w = random_vector((size_t)s.d * s.k, seed + 1);
+        std::vector<float> want((size_t)s.n * s.d);
+        matmul(want.data(), x.data(), w.data(), s.n, s.k, s.d);
+        for (int version = 0; version <= gemm_versions(); version++)
+            for (int offset : {0, 1}) {  // offset 1: unaligned x and w, the scalar paths
+                CAPTURE(seed, s.n, s.k, s.d, version, gemm_version_name(version), offset);
+                expect_close(check_gemm(version, x, w, s.n, s.k, s.d, offset), want, GEMM_BOUND);
+            }
+    }
+}
+
+TEST_CASE("cuda softmax: every version, odd widths and large outliers", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    struct Shape {
+        int rows, n;
+    };
+    const Shape shapes[] = {{1, 1}, {3, 7}, {5, 33}, {6, 257}, {4, 1000}, {2, 4096}, {7, 4099}, {2, 32003}};
+    uint64_t seed = 2000;
+    for (const Shape& s : shapes) {
+        seed++;
+        std::vector<float> x = random_vector((size_t)s.rows * s.n, seed);
+        // outliers: one huge value; every value far above exp's range; a huge negative;
+        // a flat row of large equal values
+        auto row = [&](int r) { return x.data() + (size_t)r * s.n; };
+        if (s.rows > 0) row(0)[s.n / 2] = 1e4f;
+        if (s.rows > 1)
+            for (int i = 0; i < s.n; i++) row(1)[i] += 1000.0f;
+        if (s.rows > 2) row(2)[0] = -1e4f;
+        if (s.rows > 3)
+            for (int i = 0; i < s.n; i++) row(3)[i] = 88.0f;
+        if (s.rows > 4) row(4)[s.n - 1] = 3e38f;
+        std::vector<float> want = x;
+        for (int r = 0; r < s.rows; r++) softmax(want.data() + (size_t)r * s.n, s.n);
+        for (int version = 0; version <= softmax_versions(); version++) {
+            CAPTURE(seed, s.rows, s.n, version, softmax_version_name(version));
+            expect_close(check_softmax(version, x, s.rows, s.n), want, ELEMENTWISE_BOUND);
+        }
+    }
+}
+
+TEST_CASE("cuda rmsnorm: every version", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    struct Shape {
+        int n, dim;
+    };
+    const Shape shapes[] = {{1, 1}, {3, 7}, {4, 96}, {5, 1000}, {2, 4096}, {3, 4099}, {1, 8192}, {300, 288}};
+    uint64_t seed = 3000;
+    for (const Shape& s : shapes) {
+        seed += 2;
+        std::vector<float> x = random_vector((size_t)s.n * s.dim, seed);
+        const std::vector<float> w = random_vector(s.dim, seed + 1);
+        if (s.n > 1)
+            for (int i = 0; i < s.dim; i++) x[s.dim + i] *= 100.0f;  // a row of large values
+        std::vector<float> want(x.size());
+        rmsnorm(want.data(), x.data(), w.data(), s.n, s.dim, 1e-5f);
+        for (int version = 0; version <= rmsnorm_versions(); version++) {
+            CAPTURE(seed, s.n, s.dim, version, rmsnorm_version_name(version));
+            expect_close(check_rmsnorm(version, x, w, s.n, s.dim, 1e-5f), want, ELEMENTWISE_BOUND);
+        }
+    }
+}
+
+TEST_CASE("cuda rope: adjacent and half-split pairs", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    struct Shape {
+        int n, n_heads, head_size;
+        float theta;
+    };
+    const Shape shapes[] = {{1, 1, 2, 10000.0f},   {3, 4, 24, 10000.0f},  {7, 6, 48, 10000.0f},
+                            {33, 8, 64, 10000.0f}, {5, 3, 128, 500000.0f}, {2, 2, 512, 10000.0f}};
+    uint64_t seed = 4000;
+    for (const Shape& s : shapes)
+        for (RopeStyle style : {RopeStyle::Adjacent, RopeStyle::HalfSplit}) {
+            seed += 2;
+            const std::vector<float> x = random_vector((size_t)s.n * s.n_heads * s.head_size, seed);
+            std::vector<int> pos = random_ints(s.n, seed + 1, 0, 4095);
+            pos[0] = 0;
+            std::vector<float> want = x;
+            rope(want.data(), pos.data(), s.n, s.n_heads, s.head_size, s.theta, style);
+            CAPTURE(seed, s.n, s.n_heads, s.head_size, s.theta, style == RopeStyle::HalfSplit);
+            expect_close(check_rope(x, pos, s.n, s.n_heads, s.head_size, s.theta, style), want, ELEMENTWISE_BOUND);
+        }
+}
+
+TEST_CASE("cuda swiglu and residual add", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    uint64_t seed = 5000;
+    for (size_t n : {(size_t)1, (size_t)3, (size_t)1000, (size_t)4099, (size_t)65539})
+        for (int offset : {0, 1}) {
+            seed += 2;
+            const std::vector<float> a = random_vector(n, seed, -10.0f, 10.0f), b = random_vector(n, seed + 1);
+            CAPTURE(seed, n, offset);
+            std::vector<float> want = a;
+            swiglu(want.data(), b.data(), n);
+            expect_close(check_swiglu(a, b, offset), want, ELEMENTWISE_BOUND);
+            want = a;
+            residual_add(want.data(), b.data(), n);
+            expect_close(check_residual_add(a, b, offset), want, ELEMENTWISE_BOUND);
+        }
+}
+
+TEST_CASE("cuda embedding lookup", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    const int vocab = 50;
+    uint64_t seed = 6000;
+    for (int dim : {1, 7, 96, 4099})
+        for (int n : {1, 5, 300}) {
+            seed += 2;
+            const std::vector<float> table = random_vector((size_t)vocab * dim, seed);
+            std::vector<int> tokens = random_ints(n, seed + 1, 0, vocab - 1);
+            tokens[0] = vocab - 1;
+            std::vector<float> want((size_t)n * dim);
+            embedding(want.data(), table.data(), tokens.data(), n, dim);
+            CAPTURE(seed, dim, n);
+            expect_close(check_embedding(table, tokens, dim), want, ELEMENTWISE_BOUND);
+        }
+}
+
+TEST_CASE("cuda attention prefill: causal and strict, grouped heads, every version", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    struct Shape {
+        int batch, n, p0, context, n_heads, n_kv_heads, hs;
+    };
+    const Shape shapes[] = {
+        {1, 1, 0, 4, 1, 1, 8},       {2, 37, 0, 48, 4, 2, 24},   {2, 37, 5, 64, 4, 2, 24},  {1, 70, 0, 80, 6, 6, 48},
+        {3, 17, 40, 64, 8, 1, 64},   {1, 33, 3, 40, 4, 4, 128},  {2, 20, 0, 24, 2, 1, 256}, {1, 50, 0, 50, 3, 1, 18},
+        {1, 100, 200, 320, 4, 2, 64}, {2, 16, 0, 16, 2, 2, 96}};
+    uint64_t seed = 7000;
+    for (const Shape& s : shapes)
+        for (bool strict : {false, true}) {
+            seed += 3;
+            const int q_dim = s.n_heads * s.hs, kv_dim = s.n_kv_heads * s.hs;
+            const std::vector<float> q = random_vector((size_t)s.batch * s.n * q_dim, seed);
+            std::vector<float> k, v;
+            fill_cache(k, v, s.batch, s.context, kv_dim, s.p0 + s.n - (strict ? 1 : 0), seed + 1);
+            const std::vector<float> want =
+                reference_attention(q, k, v, s.batch, s.n, s.p0, s.context, strict, s.n_heads, s.n_kv_heads, s.hs);
+            for (int version = 0; version <= attention_prefill_versions(); version++) {
+                CAPTURE(seed, s.batch, s.n, s.p0, s.context, s.n_heads, s.n_kv_heads, s.hs, strict, version,
+                        attention_prefill_version_name(version));
+                const std::vector<float> got = check_attention_prefill(version, q, k, v, s.batch, s.n, s.p0, s.context,
+                                                                       strict, s.n_heads, s.n_kv_heads, s.hs);
+                expect_close(got, want, ATTENTION_BOUND);
+                if (strict && s.p0 == 0)  // query 0 sees nothing: exact zeros
+                    for (int b = 0; b < s.batch; b++)
+                        for (int i = 0; i < q_dim; i++) CHECK(got[(size_t)b * s.n * q_dim + i] == 0.0f);
+            }
+        }
+}
+
+TEST_CASE("cuda attention decode: split along positions, every version", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    struct Shape {
+        int batch, pos, context, n_heads, n_kv_heads, hs;
+    };
+    const Shape shapes[] = {{1, 0, 4, 4, 2, 16},      {3, 1, 8, 4, 2, 24},     {2, 100, 128, 8, 2, 64},
+                            {1, 3000, 3001, 4, 1, 128}, {2, 777, 1000, 6, 3, 48}, {1, 257, 300, 32, 32, 64},
+                            {1, 500, 512, 16, 1, 256},  {4, 2047, 2048, 32, 8, 128}, {2, 70, 90, 5, 5, 6}};
+    uint64_t seed = 8000;
+    for (const Shape& s : shapes)
+        for (bool strict : {false, true}) {
+            seed += 3;
+            const int q_dim = s.n_heads * s.hs, kv_dim = s.n_kv_heads * s.hs;
+            const std::vector<float> q = random_vector((size_t)s.batch * q_dim, seed);
+            std::vector<float> k, v;
+            fill_cache(k, v, s.batch, s.context, kv_dim, s.pos + (strict ? 0 : 1), seed + 1);
+            const std::vector<float> want =
+                reference_attention(q, k, v, s.batch, 1, s.pos, s.context, strict, s.n_heads, s.n_kv_heads, s.hs);
+            for (int version = 0; version <= attention_decode_versions(); version++) {
+                CAPTURE(seed, s.batch, s.pos, s.context, s.n_heads, s.n_kv_heads, s.hs, strict, version,
+                        attention_decode_version_name(version));
+                const std::vector<float> got = check_attention_decode(version, q, k, v, s.batch, s.pos, s.context, strict,
+                                                                      s.n_heads, s.n_kv_heads, s.hs);
+                expect_close(got, want, ATTENTION_BOUND);
+                if (strict && s.pos == 0)
+                    for (float o : got) CHECK(o == 0.0f);
+            }
+        }
+}
+
+TEST_CASE("cuda kernels reject bad arguments with an error", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    float* none = nullptr;
+    CHECK_THROWS(gemm(gemm_versions() + 1, none, none, none, 1, 1, 1));
+    CHECK_THROWS(softmax_gpu(softmax_versions() + 1, none, 1, 1));
+    CHECK_THROWS(rope_gpu(none, nullptr, 1, 1, 7, 10000.0f, RopeStyle::Adjacent));            // odd head size
+    CHECK_THROWS(attention_prefill_gpu(0, none, none, none, none, 1, 1, 0, 4, false, 3, 2, 16));  // 2 does not divide 3
+    CHECK_THROWS(attention_prefill_gpu(0, none, none, none, none, 1, 5, 0, 4, false, 2, 1, 16));  // 5 > context 4
+    CHECK_THROWS(attention_decode_gpu(0, none, none, none, none, 1, 4, 4, false, 2, 1, 16));      // pos outside context
+    CHECK_THROWS(attention_decode_gpu(0, none, none, none, none, 1, 0, 4, false, 2, 1, 512));     // head size > 256
+}
+
+#endif  // KVSHARE_CUDA
