@@ -12,3 +12,9 @@ bool cuda_available(std::string* why) {
     }
     return true;
 }
+
+bool cuda_memory_info(size_t* free_bytes, size_t* total_bytes) {
+    if (!cuda_available(nullptr)) return false;
+    CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
+    return true;
+}

@@ -51,3 +51,5 @@ std::unique_ptr<Backend> make_backend(const Model& m, Device d, int batch, int c
 std::unique_ptr<Backend> make_cpu_backend(const Model& m, int batch, int context = 0);
 std::unique_ptr<Backend> make_cuda_backend(const Model& m, int batch, int context = 0);
 bool cuda_available(std::string* why);
+// Free and total memory of the current GPU; false without one.
+bool cuda_memory_info(size_t* free_bytes, size_t* total_bytes);

@@ -2,9 +2,12 @@
 //   decode    prefill and decode tokens/s of a model + plan (medians of repeats)
 //   converge  error of parallel iterative prefill against token by token, by iteration count
 //   kernels   the CUDA kernels against their ceilings (GPU builds)
+//   throughput the largest batch each plan fits in a memory budget, and its tokens/s (src/throughput.cpp)
 #include "src/args.h"
 #include "src/backend.h"
+#include "src/bench.h"
 #include "src/commands.h"
+#include "src/throughput.h"
 #include "src/tokenizer.h"
 #include "src/util.h"
 #include <algorithm>
@@ -16,7 +19,7 @@
 #define KVSHARE_KERNEL_BENCH 1
 #endif
 
-static double median(std::vector<double> v) {
+double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0 : v[v.size() / 2];
 }
@@ -30,7 +33,7 @@ static Model bench_model(const Args& a) {
     return load_model(a.need_positional(0, "MODEL (or --preset NAME)"), a.get("--plan"));
 }
 
-static std::vector<int> random_tokens(int count, int vocab, uint64_t seed) {
+std::vector<int> random_tokens(int count, int vocab, uint64_t seed) {
     Rng rng(seed);
     std::vector<int> t(count);
     for (int& x : t) x = 3 + (int)(rng.next_u32() % (uint32_t)(vocab - 3 > 0 ? vocab - 3 : vocab));
@@ -140,6 +143,7 @@ int cmd_bench(int argc, char** argv) {
     const std::string what = argc > 2 ? argv[2] : "";
     if (what == "decode") return bench_decode(argc - 1, argv + 1);
     if (what == "converge") return bench_converge(argc - 1, argv + 1);
+    if (what == "throughput") return bench_throughput(argc - 2, argv + 2);
     if (what == "kernels") {
 #ifdef KVSHARE_KERNEL_BENCH
         return bench_kernels(argc - 2, argv + 2);
@@ -148,8 +152,8 @@ int cmd_bench(int argc, char** argv) {
 #endif
     }
     if (what == "--help" || what == "-h") {
-        std::printf("usage: kvshare bench decode|converge|kernels [options]   (each takes --help)\n");
+        std::printf("usage: kvshare bench decode|converge|throughput|kernels [options]   (each takes --help)\n");
         return 0;
     }
-    fail("kvshare bench: say what to measure: decode, converge or kernels (see kvshare bench --help)");
+    fail("kvshare bench: say what to measure: decode, converge, throughput or kernels (see kvshare bench --help)");
 }

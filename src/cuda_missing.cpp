@@ -7,6 +7,8 @@ bool cuda_available(std::string* why) {
     return false;
 }
 
+bool cuda_memory_info(size_t*, size_t*) { return false; }
+
 std::unique_ptr<Backend> make_cuda_backend(const Model&, int, int) {
     fail("this kvshare was built without CUDA");
 }

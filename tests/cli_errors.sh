@@ -62,6 +62,12 @@ expect_error "plans bad kv"         "--kv"              -- "$BIN" plans --layers
 expect_error "init bad shape"       "n_heads"           -- "$BIN" init "$T/x.kvs" --dim 10 --heads 3 --layers 2
 expect_error "init unknown preset"  "unknown preset"    -- "$BIN" init "$T/x.kvs" --preset huge
 expect_error "bench nothing"        "decode"            -- "$BIN" bench
+expect_error "throughput bad size"  "not a size"        -- "$BIN" bench throughput --preset tiny --budget 12X --prompt 8 -n 8
+expect_error "throughput too small" "no plan fits"      -- "$BIN" bench throughput --preset tiny --budget 10K --prompt 8 -n 8
+expect_error "throughput both"      "fixed batch"       -- "$BIN" bench throughput --preset tiny --batch 2 --budget 1M
+expect_error "throughput context"   "exceeds"           -- "$BIN" bench throughput --preset tiny --prompt 60 -n 8
+expect_error "throughput bad plan"  "plan"              -- "$BIN" bench throughput --preset tiny --plans "standard cla:0" --prompt 8 -n 8
+expect_error "throughput no model"  "MODEL"             -- "$BIN" bench throughput
 expect_error "calibrate too many"   "1..7"              -- "$BIN" calibrate "$T/m.kvs" --shared 8 --sequences 2 --tokens 8 -o "$T/p.plan"
 expect_error "calibrate empty data" "empty"             -- "$BIN" calibrate "$T/m.kvs" --shared 2 --data "$T/empty.txt" -o "$T/p.plan"
 expect_error "calibrate short data" "fewer than one"    -- "$BIN" calibrate "$T/m.kvs" --shared 2 --data "$T/text.txt" --tokens 64 -o "$T/p.plan"
