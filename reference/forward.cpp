@@ -68,6 +68,7 @@ void CpuBackend::run_layer(int l, int n, int p0) {
     swiglu(hb_.data(), hb2_.data(), (size_t)rows * H);
     matmul(xb_.data(), hb_.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
     residual_add(x_.data(), xb_.data(), (size_t)rows * D);
+    if (capture_) layer_out_[l].assign(x_.begin(), x_.begin() + (size_t)rows * D);
 }
 
 void CpuBackend::run_layers(int first, int last, int n, int p0) {

@@ -22,6 +22,11 @@ public:
     // The residual stream after the last call, (batch * rows, dim): for tests that
     // compare layer by layer.
     const std::vector<float>& residual() const { return x_; }
+    // Debug, off by default: keep the residual after every layer of the last call (the last
+    // iteration's inside a cyclic block), (batch * rows, dim) each, so that a test can name
+    // the first layer where two backends part.
+    void capture_layers(bool on) { capture_ = on; layer_out_.assign(on ? m_.config.n_layers : 0, {}); }
+    const std::vector<std::vector<float>>& layer_outputs() const { return layer_out_; }
 
 private:
     // Runs layers first..last over n new positions per sequence starting at p0.
@@ -51,4 +56,6 @@ private:
     std::vector<int> positions_;      // (rows)
     std::vector<float> out_logits_;   // (batch, logit_positions, vocab)
     std::vector<float> out_hidden_;   // (batch, logit_positions, dim)
+    bool capture_ = false;
+    std::vector<std::vector<float>> layer_out_;  // (layer) -> (rows, dim), when capturing
 };

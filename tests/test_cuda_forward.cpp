@@ -1,0 +1,422 @@
+// The GPU forward against the CPU reference (DESIGN.md section 6), for every named plan of
+// DESIGN.md section 2 with batch 3: logits, final hidden states and KV caches after a
+// prefill in each mode (one pass or parallel iterations, token by token, T iterations
+// always) and through 16 decode steps; iterative prefill with T = n against token by
+// token on the GPU; a second prefill over a dirty cache; batched against unbatched; greedy
+// generation token for token; the error paths. Bound: 1e-4 relative L2 and max error (relative to the largest reference
+// magnitude, at least 1) for whole-model logits, caches and hidden states. On a mismatch
+// the message names the first layer whose output is over the bound.
+// Without a GPU every case prints SKIPPED and passes, except the error path, which then
+// checks that asking for the GPU fails with a clear message.
+#ifdef KVSHARE_CUDA
+#include <catch2/catch.hpp>
+#include "cuda/forward.h"
+#include "reference/forward.h"
+#include "tests/helpers.h"
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#define SKIP_WITHOUT_GPU()                \
+    do {                                  \
+        std::string why_;                 \
+        if (!cuda_available(&why_)) {     \
+            WARN("SKIPPED: " << why_);    \
+            return;                       \
+        }                                 \
+    } while (0)
+
+namespace {
+
+constexpr double BOUND = 1e-4;  // whole-model logits (DESIGN.md section 6)
+constexpr uint64_t MODEL_SEED = 7;
+
+// Small and quick, sizes off the tile and warp multiples (hidden 98, vocab 97, head_size
+// 18), grouped-query heads, a separate classifier unless tied.
+Model test_model(const std::string& plan_spec, bool tied = false) {
+    Config c;
+    c.dim = 72;
+    c.hidden_dim = 98;
+    c.n_layers = 8;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.vocab_size = 97;
+    c.max_seq_len = 48;
+    c.shared_classifier = tied;
+    Model m = init_model(c, parse_plan("standard", c.n_layers), MODEL_SEED);
+    // Scaled up so attention is far from uniform (a wrong mask changes the logits by ~1),
+    // but not so far that rounding differences grow chaotically through the layers: with
+    // x3, a 1e-6 relative change of every weight moves the logits of every plan by < 1e-5.
+    for (auto* t : {&m.weights.wq, &m.weights.wk, &m.weights.wv, &m.weights.wo, &m.weights.w1, &m.weights.w2, &m.weights.w3})
+        for (float& x : *t) x *= 3.0f;
+    return apply_plan(m, parse_plan(plan_spec, c.n_layers));
+}
+
+std::vector<int> test_tokens(int batch, int n, uint64_t seed) {
+    Rng rng(seed);
+    std::vector<int> t((size_t)batch * n);
+    for (int& x : t) x = (int)(rng.next_u32() % 97);
+    return t;
+}
+
+// Every named plan for 8 layers, the diag=all variants, and a map with three cyclic blocks.
+std::vector<std::string> all_plans() {
+    std::vector<std::string> plans = named_plans(8, 0);
+    plans.push_back("lckv:2,diag=all");
+    plans.push_back("cla:2,diag=all");
+    plans.push_back("standard,diag=all");
+    plans.push_back("2,1,2,5,4,5,7,7");  // blocks 0-2, 3-5, 6-7
+    return plans;
+}
+
+struct Mode {
+    std::string name;
+    PrefillOptions opt;
+};
+
+// With n > 9 the default iterates the cyclic blocks. Most keep every position; the last
+// two keep the last one only, as generation does.
+std::vector<Mode> prefill_modes() {
+    Mode parallel{"parallel", {}}, sequential{"sequential", {}}, iterations{"iterations:4 always", {}};
+    sequential.opt.sequential = true;
+    iterations.opt.iterations = 4;
+    iterations.opt.always_iterate = true;
+    std::vector<Mode> modes = {parallel, sequential, iterations};
+    for (Mode& m : modes) m.opt.all_positions = true;
+    modes.push_back({"parallel, last position", {}});
+    modes.push_back({"sequential, last position", {}});
+    modes.back().opt.sequential = true;
+    return modes;
+}
+
+PrefillOptions sequential_all() {
+    PrefillOptions o;
+    o.sequential = true;
+    o.all_positions = true;
+    return o;
+}
+
+PrefillOptions iterations_all(int T) {
+    PrefillOptions o;
+    o.iterations = T;
+    o.always_iterate = true;
+    o.all_positions = true;
+    return o;
+}
+
+struct Error {
+    ErrorStats e;
+    double scale = 1.0;  // max(1, max |reference|)
+    bool ok() const { return e.finite && e.rel_l2 <= BOUND && e.max_abs <= BOUND * scale; }
+};
+
+Error error_of(const float* got, const float* want, size_t n) {
+    Error r;
+    r.e = compare(got, want, n);
+    for (size_t i = 0; i < n; i++) r.scale = std::max(r.scale, (double)std::fabs(want[i]));
+    return r;
+}
+
+std::string describe(const Error& r) {
+    std::ostringstream s;
+    s << "rel_l2 " << r.e.rel_l2 << ", max_abs " << r.e.max_abs << ", max |ref| " << r.scale
+      << (r.e.finite ? "" : ", NOT FINITE") << ", bound " << BOUND;
+    return s.str();
+}
+
+// Both backends keep every layer's output of their last call; names the first that is over
+// the bound, for the message of a failed check.
+template <class A, class B>
+std::string first_diverging_layer(const A& got, const B& want) {
+    const auto& g = got.layer_outputs();
+    const auto& w = want.layer_outputs();
+    if (g.empty() || w.empty()) return "layer outputs not captured";
+    for (size_t l = 0; l < g.size() && l < w.size(); l++) {
+        if (g[l].size() != w[l].size())
+            return "layer " + std::to_string(l) + ": " + std::to_string(g[l].size()) + " vs " + std::to_string(w[l].size()) + " floats";
+        const Error r = error_of(g[l].data(), w[l].data(), g[l].size());
+        if (!r.ok()) return "first diverging layer: " + std::to_string(l) + " (" + describe(r) + ")";
+    }
+    return "every layer's output is within the bound; the final norm or classifier differs";
+}
+
+// A CPU and a GPU backend running the same scenario, both capturing every layer.
+struct Pair {
+    CpuBackend cpu;
+    CudaBackend gpu;
+    Pair(const Model& m, int batch, int context) : cpu(m, batch, context), gpu(m, batch, context) {
+        cpu.capture_layers(true);
+        gpu.capture_layers(true);
+    }
+
+    void prefill(const std::vector<int>& tokens, int n, const PrefillOptions& opt) {
+        cpu.prefill(tokens.data(), n, opt);
+        gpu.prefill(tokens.data(), n, opt);
+    }
+    void decode(const std::vector<int>& tokens) {
+        cpu.decode(tokens.data());
+        gpu.decode(tokens.data());
+    }
+
+    // Logits, hidden states and every layer's cache of the last call.
+    void check(const Model& m) {
+        REQUIRE(gpu.logit_positions() == cpu.logit_positions());
+        REQUIRE(gpu.pos() == cpu.pos());
+        const size_t rows = (size_t)cpu.batch() * cpu.logit_positions();
+        const Error logits = error_of(gpu.logits(), cpu.logits(), rows * m.config.vocab_size);
+        const Error hidden = error_of(gpu.hidden(), cpu.hidden(), rows * m.config.dim);
+        if (!logits.ok() || !hidden.ok()) {
+            INFO("logits: " << describe(logits));
+            INFO("hidden: " << describe(hidden));
+            INFO(first_diverging_layer(gpu, cpu));
+            FAIL_CHECK("GPU logits or hidden states differ from the CPU's");
+        }
+        std::vector<float> gk, gv, ck, cv;
+        for (int l = 0; l < m.config.n_layers; l++) {
+            gpu.read_kv(l, gk, gv);
+            cpu.read_kv(l, ck, cv);
+            REQUIRE(gk.size() == ck.size());
+            const Error k = error_of(gk.data(), ck.data(), ck.size()), v = error_of(gv.data(), cv.data(), cv.size());
+            if (!k.ok() || !v.ok()) {
+                INFO("cache read by layer " << l << " (slot " << m.plan.kv_slot[l] << "): K " << describe(k) << "; V " << describe(v));
+                INFO(first_diverging_layer(gpu, cpu));
+                FAIL_CHECK("GPU KV cache differs from the CPU's");
+            }
+        }
+    }
+};
+
+// Greedy decoding: the tokens and the smallest gap between the top two logits over every
+// step and sequence (a tie would let rounding pick either token).
+struct Greedy {
+    std::vector<int> tokens;  // (step, batch)
+    double min_margin = INFINITY;
+};
+
+Greedy greedy(Backend& be, const std::vector<int>& prompt, int n, int steps, int vocab) {
+    Greedy g;
+    be.prefill(prompt.data(), n, PrefillOptions{});
+    std::vector<int> next(be.batch());
+    for (int step = 0; step < steps; step++) {
+        const float* logits = be.logits();
+        for (int b = 0; b < be.batch(); b++) {
+            const float* row = logits + (size_t)b * vocab;
+            int best = 0;
+            for (int i = 1; i < vocab; i++)
+                if (row[i] > row[best]) best = i;
+            float second = -INFINITY;
+            for (int i = 0; i < vocab; i++)
+                if (i != best) second = std::max(second, row[i]);
+            g.min_margin = std::min(g.min_margin, (double)row[best] - second);
+            next[b] = best;
+        }
+        g.tokens.insert(g.tokens.end(), next.begin(), next.end());
+        be.decode(next.data());
+    }
+    return g;
+}
+
+}  // namespace
+
+TEST_CASE("cuda forward: logits, hidden states and caches match the CPU for every plan and prefill mode, then through 16 decode steps",
+          "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    const int batch = 3, n = 13, steps = 16, context = 40;
+    INFO("model seed " << MODEL_SEED << ", token seed 11");
+    const std::vector<int> prompt = test_tokens(batch, n, 11);
+    for (const std::string& spec : all_plans()) {
+        const Model m = test_model(spec);
+        for (const Mode& mode : prefill_modes()) {
+            INFO("plan " << spec << ", prefill " << mode.name);
+            Pair p(m, batch, context);
+            p.prefill(prompt, n, mode.opt);
+            {
+                INFO("after the prefill");
+                p.check(m);
+            }
+            std::vector<int> next(batch);
+            for (int step = 0; step < steps; step++) {
+                INFO("after decode step " << step);
+                for (int b = 0; b < batch; b++) next[b] = (step * 7 + b * 13 + 5) % 97;
+                p.decode(next);
+                p.check(m);
+            }
+        }
+    }
+}
+
+TEST_CASE("cuda forward: prefill by T = n parallel iterations equals token by token on the GPU, and positions below T agree",
+          "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    const int batch = 3, n = 11, T = 4;
+    const std::vector<int> prompt = test_tokens(batch, n, 17);
+    for (const std::string& spec : all_plans()) {
+        INFO("plan " << spec);
+        const Model m = test_model(spec);
+        CudaBackend seq(m, batch, 24), par(m, batch, 24), few(m, batch, 24);
+        seq.capture_layers(true);
+        par.capture_layers(true);
+        seq.prefill(prompt.data(), n, sequential_all());
+        par.prefill(prompt.data(), n, iterations_all(n));  // one pass when nothing iterates
+        few.prefill(prompt.data(), n, iterations_all(T));
+        const size_t V = m.config.vocab_size, D = m.config.dim;
+        const Error logits = error_of(par.logits(), seq.logits(), (size_t)batch * n * V);
+        const Error hidden = error_of(par.hidden(), seq.hidden(), (size_t)batch * n * D);
+        INFO("logits: " << describe(logits) << "; hidden: " << describe(hidden));
+        CHECK(logits.ok());
+        CHECK(hidden.ok());
+        std::vector<float> sk, sv, pk, pv;
+        for (int l = 0; l < m.config.n_layers; l++) {
+            seq.read_kv(l, sk, sv);
+            par.read_kv(l, pk, pv);
+            const Error k = error_of(pk.data(), sk.data(), sk.size()), v = error_of(pv.data(), sv.data(), sv.size());
+            INFO("cache of layer " << l << ": K " << describe(k) << "; V " << describe(v));
+            CHECK(k.ok());
+            CHECK(v.ok());
+        }
+        // positions below T are exact after T iterations (up to fp32 rounding here: token by
+        // token runs the decode kernels, the iterations the prefill kernels)
+        for (int b = 0; b < batch; b++) {
+            const size_t at = (size_t)b * n * V;
+            const Error e = error_of(few.logits() + at, seq.logits() + at, (size_t)T * V);
+            INFO("sequence " << b << ", positions 0.." << T - 1 << ": " << describe(e));
+            CHECK(e.ok());
+        }
+        // and decode after either prefill stays together
+        std::vector<int> next = {5, 60, 96};
+        for (int step = 0; step < 4; step++) {
+            seq.decode(next.data());
+            par.decode(next.data());
+            for (int& t : next) t = (t * 7 + 3) % 97;
+        }
+        const Error after = error_of(par.logits(), seq.logits(), (size_t)batch * V);
+        INFO("after 4 decode steps: " << describe(after) << "; " << first_diverging_layer(par, seq));
+        CHECK(after.ok());
+    }
+}
+
+TEST_CASE("cuda forward: a second prefill on the same backend ignores the K/V the first one left", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // Iteration 1 must read zeros for the upward K/V, not another prompt's; a layer reading
+    // an upper source must never see position p of it.
+    const int batch = 3, n = 12;
+    const std::vector<int> prompt = test_tokens(batch, n, 4), other = test_tokens(batch, n + 3, 99);
+    for (std::string spec : {"lckv:2", "pizza-top:4", "lasagna-top:4", "2,1,2,5,4,5,7,7"}) {
+        for (const Mode& mode : prefill_modes()) {
+            INFO("plan " << spec << ", prefill " << mode.name);
+            const Model m = test_model(spec);
+            Pair p(m, batch, 24);
+            p.gpu.prefill(other.data(), n + 3, mode.opt);  // only the GPU's cache is dirty
+            p.prefill(prompt, n, mode.opt);
+            p.check(m);
+        }
+    }
+}
+
+TEST_CASE("cuda forward: a batch of sequences equals each sequence alone", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    const int batch = 3, n = 10;
+    const std::vector<int> prompt = test_tokens(batch, n, 21);
+    for (std::string spec : {"standard", "lckv:2", "lasagna-top:4", "pizza-middle:4"}) {
+        INFO("plan " << spec);
+        const Model m = test_model(spec);
+        PrefillOptions opt;  // parallel with 9 iterations: n = 10 > 9 iterates
+        opt.all_positions = true;
+        CudaBackend all(m, batch, 16);
+        all.prefill(prompt.data(), n, opt);
+        const std::vector<float> prefill_logits(all.logits(), all.logits() + (size_t)batch * n * m.config.vocab_size);
+        std::vector<int> next = {1, 2, 3};
+        all.decode(next.data());
+        const size_t V = m.config.vocab_size;
+        for (int b = 0; b < batch; b++) {
+            INFO("sequence " << b);
+            CudaBackend one(m, 1, 16);
+            one.prefill(&prompt[(size_t)b * n], n, opt);
+            const Error p = error_of(&prefill_logits[(size_t)b * n * V], one.logits(), (size_t)n * V);
+            INFO("prefill: " << describe(p));
+            CHECK(p.ok());
+            one.decode(&next[b]);
+            const Error d = error_of(all.logits() + b * V, one.logits(), V);
+            INFO("decode: " << describe(d));
+            CHECK(d.ok());
+        }
+    }
+}
+
+TEST_CASE("cuda forward: greedy generation is the same token for token on both devices", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // A prompt whose top two logits never come within MARGIN of each other on the CPU, so
+    // that differences within the bound cannot flip a token; chosen by seed, in order.
+    const int batch = 3, n = 12, steps = 24;
+    const double MARGIN = 2e-3;  // 20x the bound on max |error| of logits below 1 in size
+    for (std::string spec : {"standard", "lckv:2", "sandwich-middle:4", "cla:2"}) {
+        INFO("plan " << spec);
+        const Model m = test_model(spec, /*tied=*/true);
+        const int V = m.config.vocab_size;
+        std::vector<int> prompt;
+        Greedy want;
+        uint64_t seed = 0;
+        for (uint64_t s = 1; s <= 200 && seed == 0; s++) {
+            CpuBackend cpu(m, batch, n + steps);
+            std::vector<int> candidate = test_tokens(batch, n, s);
+            Greedy g = greedy(cpu, candidate, n, steps, V);
+            if (g.min_margin >= MARGIN) {
+                seed = s;
+                prompt = candidate;
+                want = g;
+            }
+        }
+        INFO("prompt seed " << seed << ", smallest top-2 margin on the CPU " << want.min_margin);
+        REQUIRE(seed != 0);
+        CudaBackend gpu(m, batch, n + steps);
+        const Greedy got = greedy(gpu, prompt, n, steps, V);
+        CHECK(got.tokens == want.tokens);
+    }
+}
+
+TEST_CASE("cuda forward: the cache allocates only KV layers", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    const int batch = 3, context = 40;
+    for (const std::string& spec : all_plans()) {
+        INFO("plan " << spec);
+        const Model m = test_model(spec);
+        CudaBackend gpu(m, batch, context);
+        const size_t formula =
+            (size_t)m.plan.n_kv_layers() * 2 * m.config.n_kv_heads * m.config.head_size() * 4 * context * batch;
+        CHECK(gpu.kv_cache_bytes() == formula);
+        CHECK(gpu.kv_cache_bytes() == CpuBackend(m, batch, context).kv_cache_bytes());
+        CHECK(gpu.context() == context);
+        CHECK(gpu.batch() == batch);
+        CHECK_FALSE(gpu.device_name().empty());
+    }
+}
+
+TEST_CASE("cuda forward: clear errors, with a GPU or without one", "[cuda]") {
+    const Model m = test_model("lckv:2");
+    CHECK_THROWS_WITH(parse_device("tpu"), Catch::Contains("unknown device"));
+    std::string why;
+    if (!cuda_available(&why)) {
+        // no GPU: one clear line, from the command-line path and from a direct construction
+        CHECK_THROWS_WITH(make_backend(m, Device::CUDA, 1, 8), Catch::Contains("--device cuda") && Catch::Contains("GPU"));
+        CHECK_THROWS_WITH(make_cuda_backend(m, 1, 8), Catch::Contains("GPU"));
+        WARN("SKIPPED (the GPU half): " << why);
+        return;
+    }
+    auto be = make_backend(m, Device::CUDA, 1, 8);
+    std::vector<int> tokens = test_tokens(1, 9, 1);
+    CHECK_THROWS_WITH(be->prefill(tokens.data(), 9, PrefillOptions{}), Catch::Contains("more than the context"));
+    CHECK_THROWS_WITH(be->prefill(tokens.data(), 0, PrefillOptions{}), Catch::Contains("empty"));
+    tokens[3] = 97;
+    CHECK_THROWS_WITH(be->prefill(tokens.data(), 8, PrefillOptions{}), Catch::Contains("outside the vocabulary"));
+    tokens[3] = 1;
+    be->prefill(tokens.data(), 8, PrefillOptions{});
+    CHECK_THROWS_WITH(be->decode(tokens.data()), Catch::Contains("full"));
+    std::vector<float> k, v;
+    CHECK_THROWS_WITH(be->read_kv(8, k, v), Catch::Contains("no layer"));
+    CHECK_THROWS_WITH(make_backend(m, Device::CUDA, 1, 49), Catch::Contains("max_seq_len"));
+    CHECK_THROWS_WITH(make_backend(m, Device::CUDA, 0, 8), Catch::Contains("batch"));
+}
+
+#endif  // KVSHARE_CUDA
