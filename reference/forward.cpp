@@ -118,6 +118,7 @@ void CpuBackend::prefill(const int* tokens, int n, const PrefillOptions& opt) {
     if (n < 1) fail("the prompt is empty");
     if (n > kv_.context)
         fail("the prompt has " + std::to_string(n) + " tokens, more than the context of " + std::to_string(kv_.context));
+    check_tokens(tokens, (size_t)batch_ * n, c.vocab_size);
     pos_ = 0;
 
     const bool token_by_token = opt.sequential || (plan.iterates() && n <= opt.iterations && !opt.always_iterate);

@@ -13,6 +13,12 @@ PrefillOptions parse_prefill(const std::string& mode) {
     fail("--prefill: unknown mode '" + mode + "' (parallel, sequential, iterations:N)");
 }
 
+void check_tokens(const int* tokens, size_t count, int vocab) {
+    for (size_t i = 0; i < count; i++)
+        if (tokens[i] < 0 || tokens[i] >= vocab)
+            fail("token id " + std::to_string(tokens[i]) + " is outside the vocabulary (0.." + std::to_string(vocab - 1) + ")");
+}
+
 Device parse_device(const std::string& s) {
     if (s == "cpu") return Device::CPU;
     if (s == "cuda" || s == "gpu") return Device::CUDA;

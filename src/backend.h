@@ -43,6 +43,10 @@ public:
     virtual size_t kv_cache_bytes() const = 0;  // actually allocated
 };
 
+// Every id in tokens[0..count) lies in [0, vocab), else a clear error. Backends check a
+// whole prompt before touching their state, so a rejected prompt leaves the old sequence.
+void check_tokens(const int* tokens, size_t count, int vocab);
+
 enum class Device { CPU, CUDA };
 Device parse_device(const std::string& s);
 

@@ -221,3 +221,26 @@ TEST_CASE("the forward rejects what does not fit", "[forward]") {
     CHECK_THROWS_WITH(be->decode(tokens.data()), Catch::Contains("full"));
     CHECK_THROWS_WITH(make_cpu_backend(m, 1, 65), Catch::Contains("max_seq_len"));
 }
+
+TEST_CASE("a rejected prompt leaves the previous sequence as it was", "[forward]") {
+    Model m = test_model("lckv:2");
+    for (bool sequential : {false, true}) {
+        INFO("sequential " << sequential);
+        auto be = make_cpu_backend(m, 2, 16);
+        std::vector<int> tokens = test_tokens(2, 6, 4);
+        PrefillOptions opt;
+        opt.sequential = sequential;
+        opt.always_iterate = true;
+        be->prefill(tokens.data(), 6, opt);
+        std::vector<int> bad = test_tokens(2, 5, 5);
+        bad[8] = -1;  // second sequence, position 3: token by token would have run 8 steps
+        CHECK_THROWS_WITH(be->prefill(bad.data(), 5, opt), Catch::Contains("outside the vocabulary"));
+        CHECK(be->pos() == 6);
+        std::vector<int> next = {7, 8};
+        be->decode(next.data());  // continues the first prompt
+        auto ref = make_cpu_backend(m, 2, 16);
+        ref->prefill(tokens.data(), 6, opt);
+        ref->decode(next.data());
+        CHECK(std::equal(be->logits(), be->logits() + 2 * m.config.vocab_size, ref->logits()));
+    }
+}
