@@ -11,20 +11,13 @@
 #include "reference/ops.h"
 #include "src/backend.h"
 #include "tests/helpers.h"
+#include "tests/skip_without_gpu.h"
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
 
-#define SKIP_WITHOUT_GPU()                \
-    do {                                  \
-        std::string why_;                 \
-        if (!cuda_available(&why_)) {     \
-            WARN("SKIPPED: " << why_);    \
-            return;                       \
-        }                                 \
-    } while (0)
 
 namespace {
 
