@@ -68,10 +68,10 @@ test: $(BIN) $(TEST_BIN)
 	bash tests/cli_errors.sh ./$(BIN)
 
 # Benchmarks (timings never go in tests): CPU decode of the stories15M shape, then every CUDA
-# kernel version against its measured ceiling (says so and stops where there is no GPU).
+# kernel version against its measured ceiling (without a GPU it says so, and make goes on).
 bench: $(BIN)
 	./$(BIN) bench decode --preset stories15M
-	./$(BIN) bench kernels
+	-./$(BIN) bench kernels
 
 # The quick start's run command: a story from the shipped LCKV model, on the CPU.
 run: $(BIN)
