@@ -118,6 +118,7 @@ void CpuBackend::prefill(const int* tokens, int n, const PrefillOptions& opt) {
     if (n < 1) fail("the prompt is empty");
     if (n > kv_.context)
         fail("the prompt has " + std::to_string(n) + " tokens, more than the context of " + std::to_string(kv_.context));
+    if (opt.iterations < 1) fail("prefill needs at least 1 iteration per cyclic block");
     check_tokens(tokens, (size_t)batch_ * n, c.vocab_size);
     pos_ = 0;
 

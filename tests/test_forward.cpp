@@ -217,6 +217,9 @@ TEST_CASE("the forward rejects what does not fit", "[forward]") {
     tokens[3] = 259;
     CHECK_THROWS_WITH(be->prefill(tokens.data(), 8, PrefillOptions{}), Catch::Contains("outside the vocabulary"));
     tokens[3] = 1;
+    PrefillOptions none;
+    none.iterations = 0;  // would skip the cyclic block's layers altogether
+    CHECK_THROWS_WITH(be->prefill(tokens.data(), 8, none), Catch::Contains("at least 1 iteration"));
     be->prefill(tokens.data(), 8, PrefillOptions{});
     CHECK_THROWS_WITH(be->decode(tokens.data()), Catch::Contains("full"));
     CHECK_THROWS_WITH(make_cpu_backend(m, 1, 65), Catch::Contains("max_seq_len"));
