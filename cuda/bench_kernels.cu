@@ -90,26 +90,20 @@ double time_ms(const Options& opt, const std::function<void()>& f) {
     cudaEvent_t a, b;
     CUDA_CHECK(cudaEventCreate(&a));
     CUDA_CHECK(cudaEventCreate(&b));
+    auto one_run = [&]() {
+        CUDA_CHECK(cudaEventRecord(a));
+        f();
+        CUDA_CHECK(cudaEventRecord(b));
+        CUDA_CHECK(cudaEventSynchronize(b));
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+        return ms;
+    };
     int runs = opt.runs;
-    for (int i = 0; i < std::max(1, opt.warmup); i++) {
-        CUDA_CHECK(cudaEventRecord(a));
-        f();
-        CUDA_CHECK(cudaEventRecord(b));
-        CUDA_CHECK(cudaEventSynchronize(b));
-        float ms = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-        if (ms > 200.0f) runs = std::min(runs, 3);
-    }
+    for (int i = 0; i < std::max(1, opt.warmup); i++)
+        if (one_run() > 200.0f) runs = std::min(runs, 3);
     std::vector<float> t;
-    for (int i = 0; i < runs; i++) {
-        CUDA_CHECK(cudaEventRecord(a));
-        f();
-        CUDA_CHECK(cudaEventRecord(b));
-        CUDA_CHECK(cudaEventSynchronize(b));
-        float ms = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-        t.push_back(ms);
-    }
+    for (int i = 0; i < runs; i++) t.push_back(one_run());
     CUDA_CHECK(cudaEventDestroy(a));
     CUDA_CHECK(cudaEventDestroy(b));
     std::sort(t.begin(), t.end());

@@ -200,9 +200,7 @@ void CudaBackend::run_layers(int first, int last, int n, int p0) {
 void CudaBackend::embed(const int* tokens, int n, int p0) {
     const Config& c = config_;
     const size_t rows = (size_t)batch_ * n;
-    for (size_t r = 0; r < rows; r++)
-        if (tokens[r] < 0 || tokens[r] >= c.vocab_size)
-            fail("token id " + std::to_string(tokens[r]) + " is outside the vocabulary (0.." + std::to_string(c.vocab_size - 1) + ")");
+    // token ids were checked by prefill or decode
     if (rows > (size_t)INT_MAX) fail("too many tokens in one call: " + std::to_string(rows));
     grow(rows);
     std::vector<int> positions(rows);
@@ -238,6 +236,7 @@ void CudaBackend::finish(int n, bool all_positions) {
 void CudaBackend::decode(const int* tokens) {
     if (pos_ >= kv_.context)
         fail("the sequence is full: " + std::to_string(kv_.context) + " tokens of context");
+    check_tokens(tokens, (size_t)batch_, config_.vocab_size);
     embed(tokens, 1, pos_);
     run_layers(0, config_.n_layers - 1, 1, pos_);
     finish(1, false);
@@ -254,15 +253,10 @@ static void copy_column(float* dst, const float* src, int t, int n, int width, i
 void CudaBackend::prefill(const int* tokens, int n, const PrefillOptions& opt) {
     const Config& c = config_;
     const Plan& plan = plan_;
-    if (n < 1) fail("the prompt is empty");
-    if (n > kv_.context)
-        fail("the prompt has " + std::to_string(n) + " tokens, more than the context of " + std::to_string(kv_.context));
-    if (opt.iterations < 1) fail("prefill needs at least 1 iteration per cyclic block");
-    check_tokens(tokens, (size_t)batch_ * n, c.vocab_size);
+    check_prefill(tokens, batch_, n, kv_.context, c.vocab_size, opt);
     pos_ = 0;
 
-    const bool token_by_token = opt.sequential || (plan.iterates() && n <= opt.iterations && !opt.always_iterate);
-    if (token_by_token) {
+    if (prefill_token_by_token(plan, n, opt)) {
         if (opt.all_positions) {
             s_.all_logits.reserve((size_t)batch_ * n * c.vocab_size);
             s_.all_hidden.reserve((size_t)batch_ * n * c.dim);
@@ -314,24 +308,22 @@ void CudaBackend::prefill(const int* tokens, int n, const PrefillOptions& opt) {
 // ---------------------------------------------------------------------------
 // results back to the host
 
-const float* CudaBackend::logits() {
-    if (!host_logits_fresh_) {
-        const size_t n = (size_t)batch_ * logit_positions_ * config_.vocab_size;
-        host_logits_.resize(n);
-        if (n > 0) CUDA_CHECK(cudaMemcpy(host_logits_.data(), s_.logits.get(), n * sizeof(float), cudaMemcpyDeviceToHost));
-        host_logits_fresh_ = true;
+// The kept positions' rows (batch, logit_positions, width), copied once per call that made them.
+static const float* to_host(std::vector<float>& host, bool& fresh, const float* device, size_t n) {
+    if (!fresh) {
+        host.resize(n);
+        if (n > 0) CUDA_CHECK(cudaMemcpy(host.data(), device, n * sizeof(float), cudaMemcpyDeviceToHost));
+        fresh = true;
     }
-    return host_logits_.data();
+    return host.data();
+}
+
+const float* CudaBackend::logits() {
+    return to_host(host_logits_, host_logits_fresh_, s_.logits.get(), (size_t)batch_ * logit_positions_ * config_.vocab_size);
 }
 
 const float* CudaBackend::hidden() {
-    if (!host_hidden_fresh_) {
-        const size_t n = (size_t)batch_ * logit_positions_ * config_.dim;
-        host_hidden_.resize(n);
-        if (n > 0) CUDA_CHECK(cudaMemcpy(host_hidden_.data(), s_.hidden.get(), n * sizeof(float), cudaMemcpyDeviceToHost));
-        host_hidden_fresh_ = true;
-    }
-    return host_hidden_.data();
+    return to_host(host_hidden_, host_hidden_fresh_, s_.hidden.get(), (size_t)batch_ * logit_positions_ * config_.dim);
 }
 
 void CudaBackend::read_kv(int layer, std::vector<float>& k, std::vector<float>& v) {

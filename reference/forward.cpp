@@ -78,10 +78,7 @@ void CpuBackend::run_layers(int first, int last, int n, int p0) {
 void CpuBackend::embed(const int* tokens, int n, int p0) {
     const Config& c = m_.config;
     const int rows = batch_ * n;
-    for (int r = 0; r < rows; r++)
-        if (tokens[r] < 0 || tokens[r] >= c.vocab_size)
-            fail("token id " + std::to_string(tokens[r]) + " is outside the vocabulary (0.." + std::to_string(c.vocab_size - 1) + ")");
-    grow(rows);
+    grow(rows);  // token ids were checked by prefill or decode
     embedding(x_.data(), m_.weights.token_embedding.data(), tokens, rows, c.dim);
     for (int r = 0; r < rows; r++) positions_[r] = p0 + r % n;
 }
@@ -106,6 +103,7 @@ void CpuBackend::finish(int n, bool all_positions) {
 void CpuBackend::decode(const int* tokens) {
     if (pos_ >= kv_.context)
         fail("the sequence is full: " + std::to_string(kv_.context) + " tokens of context");
+    check_tokens(tokens, (size_t)batch_, m_.config.vocab_size);
     embed(tokens, 1, pos_);
     run_layers(0, m_.config.n_layers - 1, 1, pos_);
     finish(1, false);
@@ -115,15 +113,10 @@ void CpuBackend::decode(const int* tokens) {
 void CpuBackend::prefill(const int* tokens, int n, const PrefillOptions& opt) {
     const Config& c = m_.config;
     const Plan& plan = m_.plan;
-    if (n < 1) fail("the prompt is empty");
-    if (n > kv_.context)
-        fail("the prompt has " + std::to_string(n) + " tokens, more than the context of " + std::to_string(kv_.context));
-    if (opt.iterations < 1) fail("prefill needs at least 1 iteration per cyclic block");
-    check_tokens(tokens, (size_t)batch_ * n, c.vocab_size);
+    check_prefill(tokens, batch_, n, kv_.context, c.vocab_size, opt);
     pos_ = 0;
 
-    const bool token_by_token = opt.sequential || (plan.iterates() && n <= opt.iterations && !opt.always_iterate);
-    if (token_by_token) {
+    if (prefill_token_by_token(plan, n, opt)) {
         std::vector<float> logits, hidden;  // (batch, n, width) when all positions are kept
         std::vector<int> column(batch_);
         for (int t = 0; t < n; t++) {

@@ -19,6 +19,18 @@ void check_tokens(const int* tokens, size_t count, int vocab) {
             fail("token id " + std::to_string(tokens[i]) + " is outside the vocabulary (0.." + std::to_string(vocab - 1) + ")");
 }
 
+void check_prefill(const int* tokens, int batch, int n, int context, int vocab, const PrefillOptions& opt) {
+    if (n < 1) fail("the prompt is empty");
+    if (n > context)
+        fail("the prompt has " + std::to_string(n) + " tokens, more than the context of " + std::to_string(context));
+    if (opt.iterations < 1) fail("prefill needs at least 1 iteration per cyclic block");
+    check_tokens(tokens, (size_t)batch * n, vocab);
+}
+
+bool prefill_token_by_token(const Plan& plan, int n, const PrefillOptions& opt) {
+    return opt.sequential || (plan.iterates() && n <= opt.iterations && !opt.always_iterate);
+}
+
 Device parse_device(const std::string& s) {
     if (s == "cpu") return Device::CPU;
     if (s == "cuda" || s == "gpu") return Device::CUDA;

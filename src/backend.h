@@ -43,9 +43,14 @@ public:
     virtual size_t kv_cache_bytes() const = 0;  // actually allocated
 };
 
-// Every id in tokens[0..count) lies in [0, vocab), else a clear error. Backends check a
-// whole prompt before touching their state, so a rejected prompt leaves the old sequence.
+// Every id in tokens[0..count) lies in [0, vocab), else a clear error.
 void check_tokens(const int* tokens, size_t count, int vocab);
+// A prefill's arguments (tokens (batch, n)), checked by both backends before they touch
+// their state, so a rejected prompt leaves the previous sequence as it was.
+void check_prefill(const int* tokens, int batch, int n, int context, int vocab, const PrefillOptions& opt);
+// Whether prefill goes token by token: asked for, or a plan that iterates over a prompt no
+// longer than its iteration count (where the iterations would cost more and gain nothing).
+bool prefill_token_by_token(const Plan& plan, int n, const PrefillOptions& opt);
 
 enum class Device { CPU, CUDA };
 Device parse_device(const std::string& s);
