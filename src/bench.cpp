@@ -57,24 +57,16 @@ static int bench_decode(int argc, char** argv) {
     if (batch < 1 || prompt < 1 || steps < 0 || repeats < 1) fail("kvshare bench decode: sizes must be positive");
     if (prompt + steps > m.config.max_seq_len)
         fail("kvshare bench decode: --prompt + -n exceeds max_seq_len " + std::to_string(m.config.max_seq_len));
-    auto be = make_backend(m, parse_device(a.get("--device", "cpu")), batch, prompt + steps);
-    std::vector<int> tokens = random_tokens(batch * prompt, m.config.vocab_size, 7), next(batch, 5);
-    std::vector<double> prefill_tps, decode_tps;
-    for (int r = 0; r < repeats + 1; r++) {  // the first run warms up
-        double t0 = now_seconds();
-        be->prefill(tokens.data(), prompt, PrefillOptions{});
-        double t1 = now_seconds();
-        for (int s = 0; s < steps; s++) be->decode(next.data());
-        double t2 = now_seconds();
-        if (r == 0) continue;
-        prefill_tps.push_back(batch * prompt / (t1 - t0));
-        decode_tps.push_back(batch * steps / (t2 - t1));
-    }
+    GenerationSettings s;
+    s.device = parse_device(a.get("--device", "cpu"));
+    s.prompt = prompt;
+    s.gen = steps;
+    const GenerationRun r = time_generation(m, s, batch, steps, repeats, 1);  // the first round warms up
     std::printf("model %s, plan %s, device %s, batch %d, prompt %d, decode %d, %d repeats\n",
                 a.has("--preset") ? a.get("--preset").c_str() : a.positional[0].c_str(), m.plan.name.c_str(),
-                be->device_name().c_str(), batch, prompt, steps, repeats);
-    std::printf("prefill  %10.1f tok/s (median)\n", median(prefill_tps));
-    std::printf("decode   %10.1f tok/s (median)\n", median(decode_tps));
+                r.device_name.c_str(), batch, prompt, steps, repeats);
+    std::printf("prefill  %10.1f tok/s (median)\n", batch * prompt / r.prefill_s);
+    std::printf("decode   %10.1f tok/s (median)\n", steps > 0 ? batch * steps / r.decode_s : 0.0);
     std::printf("%s\n", kv_summary(m, batch, prompt + steps).c_str());
     return 0;
 }

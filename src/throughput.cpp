@@ -177,37 +177,22 @@ std::string throughput_svg(const std::vector<ThroughputRow>& rows, const std::st
 // ---------------------------------------------------------------------------
 // measuring one plan
 
-namespace {
-
-struct RunSettings {
-    Device device = Device::CPU;
-    int prompt = 64, gen = 64, repeats = 1;
-    PrefillOptions prefill;
-};
-
-struct Measured {
-    size_t memory = 0;
-    double prefill_s = 0, decode_s = 0;
-};
-
-size_t weight_bytes(Model& m) {
+static size_t weight_bytes(Model& m) {
     size_t n = 0;
     for (std::vector<float>* t : m.weights.tensors()) n += t->capacity() * sizeof(float);
     return n;
 }
 
-// A backend at `batch`, a prefill and `steps` decode steps, `repeats` times; memory is
-// what the backend holds at the end (its run state only grows) plus, on the CPU, the
-// host weights it reads (on the GPU, the backend's upload is part of the measurement).
-Measured run(Model& m, const RunSettings& s, int batch, int steps, int repeats) {
+GenerationRun time_generation(Model& m, const GenerationSettings& s, int batch, int steps, int repeats, int warmup) {
     const std::vector<int> tokens = random_tokens(batch * s.prompt, m.config.vocab_size, 7);
     const std::vector<int> next(batch, 5);
-    Measured out;
+    GenerationRun out;
     std::vector<double> prefill_s, decode_s;
     const size_t before = allocated_bytes(s.device);
     {
         auto be = make_backend(m, s.device, batch, s.prompt + s.gen);
-        for (int r = 0; r < repeats; r++) {
+        out.device_name = be->device_name();
+        for (int r = 0; r < warmup + repeats; r++) {
             const double t0 = now_seconds();
             be->prefill(tokens.data(), s.prompt, s.prefill);
             be->logits();  // results on the host: the GPU has finished
@@ -217,6 +202,7 @@ Measured run(Model& m, const RunSettings& s, int batch, int steps, int repeats) 
                 be->logits();
             }
             const double t2 = now_seconds();
+            if (r < warmup) continue;
             prefill_s.push_back(t1 - t0);
             decode_s.push_back(t2 - t1);
         }
@@ -229,15 +215,36 @@ Measured run(Model& m, const RunSettings& s, int batch, int steps, int repeats) 
     return out;
 }
 
+namespace {
+
+// The plan's columns of a row, before anything ran.
+ThroughputRow plan_row(const Model& m, int gen) {
+    ThroughputRow row;
+    row.plan = m.plan.name;
+    row.kv_layers = m.plan.n_kv_layers();
+    row.kv_bytes_per_token = (size_t)m.plan.n_kv_layers() * 2 * m.config.kv_dim() * sizeof(float);
+    row.gen = gen;
+    return row;
+}
+
+// A row for a run at `batch`: the plan's columns from `base`, the measurements from `r`.
+ThroughputRow with_run(ThroughputRow base, int batch, const GenerationRun& r) {
+    base.batch = batch;
+    base.memory = r.memory;
+    base.prefill_s = r.prefill_s;
+    base.decode_s = r.decode_s;
+    return base;
+}
+
 // Fits the largest batch under the budget from two measured probes (batch 1 and batch
 // `probe`), then checks the fit with the real run and steps down while it does not fit.
-ThroughputRow fit_and_run(Model& m, const RunSettings& s, size_t budget, int cap, bool verbose) {
-    ThroughputRow row;
-    const size_t one = run(m, s, 1, 1, 1).memory;
+ThroughputRow fit_and_run(Model& m, const GenerationSettings& s, size_t budget, int cap, bool verbose) {
+    ThroughputRow row = plan_row(m, s.gen);
+    const size_t one = time_generation(m, s, 1, 1, 1).memory;
     const int probe = std::min(cap, 8);
     size_t per_sequence = 0;
     if (probe > 1) {
-        const size_t many = run(m, s, probe, 1, 1).memory;
+        const size_t many = time_generation(m, s, probe, 1, 1).memory;
         per_sequence = many > one ? (many - one + (probe - 2)) / (probe - 1) : 0;  // rounded up
     }
     const size_t fixed = one > per_sequence ? one - per_sequence : 0;
@@ -247,14 +254,8 @@ ThroughputRow fit_and_run(Model& m, const RunSettings& s, size_t budget, int cap
                      format_bytes((double)one).c_str(), format_bytes((double)per_sequence).c_str(), batch);
     row.max_batch = batch;
     while (batch > 0) {
-        Measured r = run(m, s, batch, s.gen, s.repeats);
-        if (r.memory <= budget) {
-            row.batch = batch;
-            row.memory = r.memory;
-            row.prefill_s = r.prefill_s;
-            row.decode_s = r.decode_s;
-            break;
-        }
+        GenerationRun r = time_generation(m, s, batch, s.gen, s.repeats);
+        if (r.memory <= budget) return with_run(row, batch, r);
         // over budget: step down by what the excess costs per sequence (at least one)
         const size_t excess = r.memory - budget;
         const int down = per_sequence ? (int)std::max<size_t>(1, (excess + per_sequence - 1) / per_sequence) : 1;
@@ -265,13 +266,6 @@ ThroughputRow fit_and_run(Model& m, const RunSettings& s, size_t budget, int cap
         row.max_batch = batch;
     }
     return row;
-}
-
-void fill_plan_columns(ThroughputRow& row, const Model& m) {
-    row.plan = m.plan.name;
-    row.kv_layers = m.plan.n_kv_layers();
-    row.kv_bytes_per_token = (size_t)m.plan.n_kv_layers() * 2 * m.config.kv_dim() * sizeof(float);
-    row.gen = 0;
 }
 
 std::vector<std::string> default_plans(int L) {
@@ -313,7 +307,7 @@ int bench_throughput(int argc, char** argv) {
     if (!a.has("--preset") && a.positional.empty()) fail("kvshare bench throughput: give MODEL or --preset NAME");
     if (a.has("--batch") && (a.has("--budget") || a.has("--sweep")))
         fail("kvshare bench throughput: --batch runs a fixed batch; it does not combine with --budget or --sweep");
-    RunSettings s;
+    GenerationSettings s;
     s.device = parse_device(a.get("--device", "cpu"));
     s.prompt = a.get_int("--prompt", 64);
     s.gen = a.get_int("-n", 64);
@@ -358,33 +352,20 @@ int bench_throughput(int argc, char** argv) {
     {
         // warm-up: the first run pays for thread pools, the CUDA context and lazy loading
         Model m = make_model(plans[0]);
-        run(m, s, 1, 2, 1);
+        time_generation(m, s, 1, 2, 1);
     }
     for (const Plan& p : plans) {
         Model m = make_model(p);
         ThroughputRow row;
         if (fixed_batch > 0) {
-            Measured r = run(m, s, fixed_batch, s.gen, s.repeats);
-            row.max_batch = -1;
-            row.batch = fixed_batch;
-            row.memory = r.memory;
-            row.prefill_s = r.prefill_s;
-            row.decode_s = r.decode_s;
+            row = with_run(plan_row(m, s.gen), fixed_batch, time_generation(m, s, fixed_batch, s.gen, s.repeats));
+            row.max_batch = -1;  // no search
         } else {
             row = fit_and_run(m, s, budget, cap, verbose);
         }
-        fill_plan_columns(row, m);
-        row.gen = s.gen;
         if (a.has("--sweep"))
-            for (int b = 1; b < row.batch; b *= 2) {
-                Measured r = run(m, s, b, s.gen, s.repeats);
-                ThroughputRow pt = row;
-                pt.batch = b;
-                pt.memory = r.memory;
-                pt.prefill_s = r.prefill_s;
-                pt.decode_s = r.decode_s;
-                points.push_back(pt);
-            }
+            for (int b = 1; b < row.batch; b *= 2)
+                points.push_back(with_run(row, b, time_generation(m, s, b, s.gen, s.repeats)));
         rows.push_back(row);
         if (row.batch > 0) points.push_back(row);
         if (verbose) std::fprintf(stderr, "  %s done\n", p.name.c_str());

@@ -21,6 +21,26 @@ int max_batch_for(size_t budget, size_t fixed, size_t per_sequence, int cap);
 // "512M", "2G", "1.5G", "300000" (bytes); K, M, G are powers of 1024.
 size_t parse_bytes(const std::string& s, const std::string& what);
 
+// What to run: random prompts of `prompt` tokens, then `gen` generated tokens each.
+struct GenerationSettings {
+    Device device = Device::CPU;
+    int prompt = 64, gen = 64, repeats = 1;
+    PrefillOptions prefill;
+};
+
+// Timed generation, shared by bench decode and bench throughput: a backend for `batch`
+// sequences of prompt + gen tokens, `warmup` untimed and then `repeats` timed rounds of a
+// prefill and `steps` decode steps, each waiting for its logits on the host (so GPU times
+// are real); medians of the rounds. Memory is what the backend holds at the end (its run
+// state only grows) plus, on the CPU, the host weights it reads (on the GPU the backend's
+// upload is part of the measurement).
+struct GenerationRun {
+    size_t memory = 0;
+    double prefill_s = 0, decode_s = 0;
+    std::string device_name;  // the backend's (the GPU's name on CUDA)
+};
+GenerationRun time_generation(Model& m, const GenerationSettings& s, int batch, int steps, int repeats, int warmup = 0);
+
 // One generation run: `batch` random prompts of `prompt` tokens, then `gen` decode steps.
 struct ThroughputRow {
     std::string plan;       // the plan's name
