@@ -100,3 +100,59 @@ clean:
 	rm -rf $(BUILD) $(BIN)
 
 -include $(wildcard $(BUILD)/*/*.d)
+
+# ---- CUDA on the CPU (tests only) -------------------------------------------------------
+# The real kernels of cuda/*.cu, rewritten by tests/cuda_on_cpu/rewrite.pl and compiled by
+# g++ against the emulator in tests/cuda_on_cpu (cuda_runtime.h says what it models), so
+# the [cuda] tests run them without a GPU. Needs no CUDA toolkit. KVS_EMU_ORDER=reverse or
+# random (KVS_EMU_SEED=n) changes the order threads run in between barriers.
+#   make test-emulated        the [cuda] tests on the emulator
+#   make test-emulated-asan   the same under AddressSanitizer + UBSan (a memcheck; slower)
+EMU_DIR   := tests/cuda_on_cpu
+EMU_CU    := $(filter-out cuda/bench_kernels.cu,$(wildcard cuda/*.cu))
+EMU_GEN   := $(EMU_CU:%.cu=$(BUILD)/emu-src/%.cpp)
+EMU_CPP   := $(CPU_SRC) $(TEST_SRC) $(wildcard $(EMU_DIR)/*.cpp)
+EMU_FLAGS := -DKVSHARE_CUDA -I$(EMU_DIR) $(if $(CATCH_INCLUDE),-isystem $(CATCH_INCLUDE))
+# The kernels' #pragma unroll means nothing to g++; float4 reads of float arrays are the
+# CUDA idiom, so no strict-aliasing assumptions.
+EMU_KERNEL_FLAGS := -Wno-unknown-pragmas -fno-strict-aliasing
+EMU_ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+EMU_BIN      := $(BUILD)/run_tests_emulated
+EMU_ASAN_BIN := $(BUILD)/run_tests_emulated_asan
+emu_objs = $(EMU_CPP:%.cpp=$(1)/%.o) $(EMU_CU:%.cu=$(1)/%.o)
+.SECONDARY: $(EMU_GEN)
+
+.PHONY: test-emulated test-emulated-asan
+test-emulated: $(EMU_BIN)
+	./$(EMU_BIN) "[cuda]" $(TEST_ARGS)
+
+test-emulated-asan: $(EMU_ASAN_BIN)
+	ASAN_OPTIONS=detect_leaks=0 ./$(EMU_ASAN_BIN) "[cuda]" $(TEST_ARGS)
+
+$(BUILD)/emu-src/cuda/%.cpp: cuda/%.cu $(EMU_DIR)/rewrite.pl
+	@mkdir -p $(dir $@)
+	perl $(EMU_DIR)/rewrite.pl $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/emu/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(EMU_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/emu/cuda/%.o: $(BUILD)/emu-src/cuda/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(EMU_FLAGS) $(EMU_KERNEL_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/emu-asan/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(EMU_ASAN_FLAGS) $(EMU_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/emu-asan/cuda/%.o: $(BUILD)/emu-src/cuda/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(EMU_ASAN_FLAGS) $(EMU_FLAGS) $(EMU_KERNEL_FLAGS) -MMD -MP -c $< -o $@
+
+$(EMU_BIN): $(call emu_objs,$(BUILD)/emu)
+	$(CXX) $(LDFLAGS) -o $@ $^
+
+$(EMU_ASAN_BIN): $(call emu_objs,$(BUILD)/emu-asan)
+	$(CXX) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^
+
+-include $(wildcard $(BUILD)/emu*/*/*.d $(BUILD)/emu*/*/*/*.d)

@@ -1,0 +1,261 @@
+// CUDA on the CPU, for the tests only: the part of the CUDA runtime API and of the device
+// built-ins that cuda/*.cu use, so that g++ compiles the real kernels and the [cuda] tests
+// run them on a machine without a GPU (`make test-emulated`, `make test-emulated-asan`).
+//
+// How: rewrite.pl turns each cuda/*.cu into C++ (a launch `k<<<grid, block>>>(args)` becomes
+// `kvs_emu::launch(k, ...)(args)`, `extern __shared__` arrays point at the launch's dynamic
+// shared memory); this header supplies the rest and runtime.cpp runs the launches.
+//
+// What it models:
+//   - Launches run at once, one block after another; the threads of a block are fibers on
+//     one OS thread. A thread runs until it reaches __syncthreads or a warp shuffle, then the
+//     next one runs. __syncthreads waits for every thread of the block; a shuffle waits for
+//     every lane of the warp. A barrier that can never complete (threads exited, or waiting
+//     at another barrier) aborts with a message naming the kernel: a hang or worse on a GPU.
+//   - KVS_EMU_ORDER=forward|reverse|random (KVS_EMU_SEED=n) picks the order in which threads
+//     run between barriers, and blocks: a missing __syncthreads shows as a wrong result in
+//     some order.
+//   - Memory from cudaMalloc, shared arrays and dynamic shared memory start as 0xFF bytes
+//     (NaN as floats), shared memory again for every block, so unwritten data shows.
+//   - Global memory is malloc and shared arrays are function statics or malloc, so
+//     AddressSanitizer (the -asan build) reports out-of-bounds accesses like a memcheck.
+//   - The runtime's launch checks: block and grid shape (cudaErrorInvalidConfiguration),
+//     dynamic shared memory over the kernel's limit (cudaErrorInvalidValue); more threads
+//     than __launch_bounds__ or too much static + dynamic shared memory abort.
+//   - Copies and memsets must stay inside one device allocation (cudaErrorInvalidValue).
+//
+// What it does NOT model:
+//   - Warp-synchronous execution: lanes run one after another, not in lockstep, between
+//     shuffles (code relying on implicit lockstep without __syncwarp is not emulated).
+//   - The memory model: races show only through the order of whole barrier intervals;
+//     no atomics, no memory fences, no caches (__ldg is a plain load), no bank conflicts.
+//   - Concurrency between blocks, streams (everything is synchronous), timing.
+//   - GPU float rounding: expf, sincosf, ... are glibc's, fused multiply-adds happen
+//     where g++ chooses, not where nvcc would.
+//   - Device limits beyond those above (registers, occupancy, grid.x range of old GPUs).
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <tuple>
+#include <type_traits>
+
+// ---- qualifiers ------------------------------------------------------------------------
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)  // rewrite.pl turns it into a check at the kernel's entry
+#define __align__(n) __attribute__((aligned(n)))
+// Blocks run one at a time on one OS thread, so a function static is the block's shared
+// memory (rewrite.pl adds the call that refills it with 0xFF bytes for every block).
+#define __shared__ static
+
+// ---- built-in types and variables ------------------------------------------------------
+struct uint3 {
+    unsigned x, y, z;
+};
+struct dim3 {
+    unsigned x, y, z;
+    constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
+// Set by the scheduler before it switches to a thread (references: read-only to kernels).
+extern const uint3& threadIdx;
+extern const uint3& blockIdx;
+extern const dim3& blockDim;
+extern const dim3& gridDim;
+constexpr int warpSize = 32;
+
+// ---- device math: glibc's (<cmath> provides expf, fmaxf, sqrtf, sincosf, powf, ...) ------
+inline float __expf(float x) { return expf(x); }
+inline float __logf(float x) { return logf(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+// CUDA's integer and float min/max overloads in the global namespace.
+#define KVS_EMU_MINMAX(T)                       \
+    inline T min(T a, T b) { return b < a ? b : a; } \
+    inline T max(T a, T b) { return a < b ? b : a; }
+KVS_EMU_MINMAX(int)
+KVS_EMU_MINMAX(unsigned)
+KVS_EMU_MINMAX(long)
+KVS_EMU_MINMAX(unsigned long)
+KVS_EMU_MINMAX(long long)
+KVS_EMU_MINMAX(unsigned long long)
+KVS_EMU_MINMAX(float)
+KVS_EMU_MINMAX(double)
+#undef KVS_EMU_MINMAX
+
+template <class T>
+inline T __ldg(const T* p) {
+    return *p;
+}
+
+// ---- the emulator's side of the built-ins and of launches (runtime.cpp) ------------------
+struct CUstream_st;
+typedef CUstream_st* cudaStream_t;
+
+namespace kvs_emu {
+
+// Waits until every thread of the block is here.
+void sync_threads(const char* file, int line);
+
+enum class Shuffle { Index, Xor, Up, Down };
+// Posts this lane's 8 bytes and waits for every lane of the warp; returns the source lane's.
+uint64_t shuffle(Shuffle kind, const char* file, int line, unsigned mask, uint64_t value, int arg, int width);
+
+template <class T>
+T shuffle_as(Shuffle kind, const char* file, int line, unsigned mask, T v, int arg, int width = warpSize) {
+    static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value, "shuffles move 4 or 8 bytes");
+    uint64_t bits = 0;
+    std::memcpy(&bits, &v, sizeof v);
+    bits = shuffle(kind, file, line, mask, bits, arg, width);
+    std::memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+// A __shared__ array: filled with 0xFF bytes when the first thread of a block reaches it.
+void block_shared(void* array, size_t bytes);
+// The current launch's dynamic shared memory (extern __shared__), 0xFF bytes per block.
+void* dynamic_shared_memory();
+// __launch_bounds__(max_threads, min_blocks): the launch fails on a GPU above max_threads.
+void launch_bounds(int max_threads, int min_blocks = 0);
+
+struct LaunchConfig {
+    const void* kernel;  // the function, as cudaFuncSetAttribute sees it
+    const char* name;    // as written at the launch, e.g. "gemv_kernel<NB, true>"
+    const char* file;
+    int line;
+    dim3 grid, block;
+    size_t dynamic_smem;
+};
+// Runs every thread of every block: thread_body(args) per thread. Checks the configuration
+// first and, like the runtime, only records a bad one for cudaGetLastError.
+void run_grid(const LaunchConfig& config, void (*thread_body)(const void*), const void* args);
+
+template <class... P>
+class Launch {
+public:
+    Launch(void (*kernel)(P...), const LaunchConfig& config) : kernel_(kernel), config_(config) {}
+    void operator()(P... args) const {
+        const Call call{kernel_, std::tuple<P...>(args...)};
+        run_grid(config_, &Launch::body, &call);
+    }
+
+private:
+    struct Call {
+        void (*kernel)(P...);
+        std::tuple<P...> args;
+    };
+    // Every thread gets its own copy of the arguments, as on a GPU.
+    static void body(const void* p) {
+        const Call* call = static_cast<const Call*>(p);
+        std::apply(call->kernel, call->args);
+    }
+    void (*kernel_)(P...);
+    LaunchConfig config_;
+};
+
+// `kernel<<<grid, block, smem, stream>>>(args)` is rewritten to
+// `kvs_emu::launch(kernel, "kernel", __FILE__, __LINE__, grid, block, smem, stream)(args)`.
+template <class... P>
+Launch<P...> launch(void (*kernel)(P...), const char* name, const char* file, int line, dim3 grid, dim3 block,
+                    size_t dynamic_smem = 0, cudaStream_t = nullptr) {
+    return Launch<P...>(kernel, LaunchConfig{reinterpret_cast<const void*>(kernel), name, file, line, grid, block, dynamic_smem});
+}
+
+}  // namespace kvs_emu
+
+#define __syncthreads() kvs_emu::sync_threads(__FILE__, __LINE__)
+#define __shfl_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Index, __FILE__, __LINE__, __VA_ARGS__)
+#define __shfl_xor_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Xor, __FILE__, __LINE__, __VA_ARGS__)
+#define __shfl_up_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Up, __FILE__, __LINE__, __VA_ARGS__)
+#define __shfl_down_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Down, __FILE__, __LINE__, __VA_ARGS__)
+
+// ---- runtime API ----------------------------------------------------------------------
+// The codes are the real runtime's, so messages and numbers read the same.
+enum cudaError {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidConfiguration = 9,
+    cudaErrorInvalidDevice = 101,
+    cudaErrorInvalidResourceHandle = 400,
+};
+typedef cudaError cudaError_t;
+
+enum cudaMemcpyKind {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3,
+    cudaMemcpyDefault = 4,
+};
+
+enum cudaDeviceAttr {
+    cudaDevAttrMaxThreadsPerBlock = 1,
+    cudaDevAttrMaxSharedMemoryPerBlock = 8,
+    cudaDevAttrWarpSize = 10,
+    cudaDevAttrMultiProcessorCount = 16,
+    cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
+};
+
+enum cudaFuncAttribute {
+    cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+};
+
+struct cudaDeviceProp {
+    char name[256];
+    size_t totalGlobalMem;
+    size_t sharedMemPerBlock;
+    size_t sharedMemPerBlockOptin;
+    int warpSize;
+    int maxThreadsPerBlock;
+    int multiProcessorCount;
+    int major, minor;
+};
+
+struct CUevent_st;
+typedef CUevent_st* cudaEvent_t;
+
+cudaError_t cudaGetDeviceCount(int* count);
+cudaError_t cudaGetDevice(int* device);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value);
+cudaError_t cudaDeviceSynchronize();
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+cudaError_t cudaGetLastError();
+cudaError_t cudaPeekAtLastError();
+const char* cudaGetErrorString(cudaError_t err);
+const char* cudaGetErrorName(cudaError_t err);
+
+cudaError_t cudaMalloc(void** p, size_t bytes);
+template <class T>
+cudaError_t cudaMalloc(T** p, size_t bytes) {
+    return cudaMalloc(reinterpret_cast<void**>(p), bytes);
+}
+cudaError_t cudaFree(void* p);
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream = nullptr);
+cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                         cudaMemcpyKind kind);
+cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                              cudaMemcpyKind kind, cudaStream_t stream = nullptr);
+cudaError_t cudaMemset(void* p, int value, size_t bytes);
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream = nullptr);
+cudaError_t cudaMemset2D(void* p, size_t pitch, int value, size_t width, size_t height);
+cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int value, size_t width, size_t height, cudaStream_t stream = nullptr);
+
+cudaError_t cudaEventCreate(cudaEvent_t* event);
+cudaError_t cudaEventDestroy(cudaEvent_t event);
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
+cudaError_t cudaEventSynchronize(cudaEvent_t event);
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);

@@ -1,0 +1,826 @@
+// The CPU emulator's runtime (what it models and what not: cuda_runtime.h here): the block
+// scheduler that runs a block's threads as fibers between barriers, the launch checks, and
+// the runtime API over malloc'd "device" memory.
+#include <cuda_runtime.h>
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define KVS_EMU_ASAN 1
+#endif
+
+// x86-64 switches fibers with a few instructions of our own; elsewhere (or with
+// -DKVS_EMU_UCONTEXT) with swapcontext, which also saves the signal mask: a system call per
+// switch, and the tests switch hundreds of millions of times.
+#if defined(__x86_64__) && !defined(KVS_EMU_UCONTEXT)
+#define KVS_EMU_ASM_SWITCH 1
+#else
+#include <ucontext.h>
+#endif
+
+namespace kvs_emu {
+uint3 thread_idx, block_idx;
+dim3 block_dim, grid_dim;
+}  // namespace kvs_emu
+
+const uint3& threadIdx = kvs_emu::thread_idx;
+const uint3& blockIdx = kvs_emu::block_idx;
+const dim3& blockDim = kvs_emu::block_dim;
+const dim3& gridDim = kvs_emu::grid_dim;
+
+namespace kvs_emu {
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// settings: KVS_EMU_ORDER=forward|reverse|random, KVS_EMU_SEED=n
+
+enum class Order { Forward, Reverse, Random };
+
+struct Settings {
+    Order order = Order::Forward;
+    uint64_t seed = 1;
+};
+
+const Settings& settings() {
+    static const Settings s = [] {
+        Settings r;
+        const char* order = std::getenv("KVS_EMU_ORDER");
+        const std::string o = order ? order : "forward";
+        if (o == "forward") r.order = Order::Forward;
+        else if (o == "reverse") r.order = Order::Reverse;
+        else if (o == "random") r.order = Order::Random;
+        else {
+            std::fprintf(stderr, "kvs_emu: KVS_EMU_ORDER=%s: use forward, reverse or random\n", o.c_str());
+            std::exit(2);
+        }
+        if (const char* seed = std::getenv("KVS_EMU_SEED")) r.seed = std::strtoull(seed, nullptr, 10);
+        if (r.order == Order::Random)
+            std::fprintf(stderr, "kvs_emu: threads and blocks run in random order, KVS_EMU_SEED=%llu\n",
+                         (unsigned long long)r.seed);
+        return r;
+    }();
+    return s;
+}
+
+uint64_t next_random() {  // xorshift64*, one stream for the whole run
+    static uint64_t state = settings().seed * 0x9E3779B97F4A7C15ull + 1;
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return state * 0x2545F4914F6CDD1Dull;
+}
+
+// 0, 1, ..., n-1 in the order of the settings.
+void fill_order(std::vector<int>& order, int n) {
+    order.resize(n);
+    for (int i = 0; i < n; i++) order[i] = i;
+    switch (settings().order) {
+        case Order::Forward: break;
+        case Order::Reverse: std::reverse(order.begin(), order.end()); break;
+        case Order::Random:
+            for (int i = n - 1; i > 0; i--) std::swap(order[i], order[(int)(next_random() % (uint64_t)(i + 1))]);
+            break;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// fibers: one per thread of the largest block so far, reused by every block
+
+constexpr size_t STACK_BYTES = 256 * 1024;  // address space only; a kernel touches a few KiB
+constexpr size_t GUARD_BYTES = 4096;        // an overflow faults instead of corrupting a neighbour
+
+struct Fiber {
+    char* stack = nullptr;  // usable part, above the guard page
+#if KVS_EMU_ASM_SWITCH
+    void* sp = nullptr;  // saved stack pointer while switched out
+#else
+    ucontext_t context;
+#endif
+    void* asan_fake_stack = nullptr;
+};
+
+#if KVS_EMU_ASM_SWITCH
+// kvs_emu_switch(&save, to): pushes the callee-saved registers and the float control words
+// on this stack, saves the stack pointer in *save, loads `to` and pops the same from there.
+extern "C" void kvs_emu_switch(void** save, void* to);
+asm(R"(
+    .text
+    .p2align 4
+    .type kvs_emu_switch, @function
+kvs_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size kvs_emu_switch, .-kvs_emu_switch
+)");
+void* scheduler_sp = nullptr;
+#else
+ucontext_t scheduler_context;
+#endif
+
+// AddressSanitizer must be told about every switch between stacks, or it takes the other
+// stack's frames for overflows (the fiber annotations of sanitizer/common_interface_defs.h).
+const void* scheduler_stack_bottom = nullptr;
+size_t scheduler_stack_size = 0;
+
+void asan_start_switch(void** fake_stack_save, const void* bottom, size_t size) {
+#if KVS_EMU_ASAN
+    __sanitizer_start_switch_fiber(fake_stack_save, bottom, size);
+#else
+    (void)fake_stack_save, (void)bottom, (void)size;
+#endif
+}
+
+void asan_finish_switch(void* fake_stack_save, const void** old_bottom, size_t* old_size) {
+#if KVS_EMU_ASAN
+    __sanitizer_finish_switch_fiber(fake_stack_save, old_bottom, old_size);
+#else
+    (void)fake_stack_save, (void)old_bottom, (void)old_size;
+#endif
+}
+
+void fiber_main();
+
+std::unique_ptr<Fiber> make_fiber() {
+    auto f = std::make_unique<Fiber>();
+    void* mem = mmap(nullptr, STACK_BYTES + GUARD_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        std::perror("kvs_emu: mmap of a fiber stack");
+        std::abort();
+    }
+    mprotect(mem, GUARD_BYTES, PROT_NONE);
+    f->stack = static_cast<char*>(mem) + GUARD_BYTES;
+#if KVS_EMU_ASM_SWITCH
+    // What kvs_emu_switch pops: control words, six registers, then `ret` enters fiber_main
+    // with the stack aligned as after a call (a zero return address above it).
+    uint64_t* top = reinterpret_cast<uint64_t*>(f->stack + STACK_BYTES);
+    uint64_t* sp = top - 9;
+    const uint32_t control[2] = {0x1F80, 0x037F};  // MXCSR and x87 defaults
+    std::memcpy(sp, control, sizeof control);
+    for (int i = 1; i <= 6; i++) sp[i] = 0;
+    sp[7] = reinterpret_cast<uint64_t>(&fiber_main);
+    sp[8] = 0;
+    f->sp = sp;
+#else
+    getcontext(&f->context);
+    f->context.uc_stack.ss_sp = f->stack;
+    f->context.uc_stack.ss_size = STACK_BYTES;
+    f->context.uc_link = nullptr;
+    makecontext(&f->context, &fiber_main, 0);
+#endif
+    return f;
+}
+
+// ---------------------------------------------------------------------------------------
+// the block being run
+
+enum class Wait { Ready, Barrier, Warp, Done };
+
+struct ThreadState {
+    Wait wait = Wait::Ready;
+    const char* file = nullptr;  // where it waits
+    int line = 0;
+    // a warp exchange
+    Shuffle kind = Shuffle::Index;
+    unsigned mask = 0;
+    int arg = 0, width = 0;
+    uint64_t value = 0, result = 0;
+};
+
+struct Block {
+    const LaunchConfig* config = nullptr;  // null outside a launch
+    void (*body)(const void*) = nullptr;
+    const void* args = nullptr;
+    int threads = 0;
+    std::vector<ThreadState> state;
+    std::vector<std::unique_ptr<Fiber>> fibers;
+    int running = -1;  // thread whose fiber runs, -1 in the scheduler
+    std::vector<int> order;
+    // shared memory
+    std::vector<const void*> shared_arrays;  // refilled in this block
+    size_t static_smem = 0;
+    void* dynamic_smem = nullptr;
+    bool smem_checked = false;
+};
+
+Block g;
+
+uint3 thread_index(int t) {
+    const unsigned bx = g.config->block.x, by = g.config->block.y;
+    return uint3{t % bx, (t / bx) % by, t / (bx * by)};
+}
+
+[[noreturn]] void kernel_failure(const char* fmt, ...) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "\nkvs_emu: kernel %s (launched at %s:%d), block (%u,%u,%u): ", g.config->name, g.config->file,
+                 g.config->line, block_idx.x, block_idx.y, block_idx.z);
+    va_list ap;
+    va_start(ap, fmt);
+    std::vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+    std::abort();
+}
+
+ThreadState& running_thread(const char* what) {
+    if (g.running < 0) {
+        std::fprintf(stderr, "kvs_emu: %s outside a kernel\n", what);
+        std::abort();
+    }
+    return g.state[g.running];
+}
+
+// From a fiber back to the scheduler.
+void yield_to_scheduler() {
+    Fiber& self = *g.fibers[g.running];
+    asan_start_switch(&self.asan_fake_stack, scheduler_stack_bottom, scheduler_stack_size);
+#if KVS_EMU_ASM_SWITCH
+    kvs_emu_switch(&self.sp, scheduler_sp);
+#else
+    swapcontext(&self.context, &scheduler_context);
+#endif
+    asan_finish_switch(self.asan_fake_stack, &scheduler_stack_bottom, &scheduler_stack_size);
+}
+
+// Runs the threads of blocks, one after another; never returns. Between two threads it
+// waits in yield_to_scheduler, so its stack frame stays live for AddressSanitizer.
+void fiber_main() {
+    asan_finish_switch(nullptr, &scheduler_stack_bottom, &scheduler_stack_size);
+    for (;;) {
+        g.body(g.args);
+        g.state[g.running].wait = Wait::Done;
+        yield_to_scheduler();
+    }
+}
+
+// From the scheduler into thread t, until it waits or ends.
+void resume(int t) {
+    g.running = t;
+    thread_idx = thread_index(t);
+    Fiber& f = *g.fibers[t];
+    void* fake = nullptr;
+    asan_start_switch(&fake, f.stack, STACK_BYTES);
+#if KVS_EMU_ASM_SWITCH
+    kvs_emu_switch(&scheduler_sp, f.sp);
+#else
+    swapcontext(&scheduler_context, &f.context);
+#endif
+    asan_finish_switch(fake, nullptr, nullptr);
+    g.running = -1;
+}
+
+const char* wait_name(const ThreadState& s) {
+    switch (s.wait) {
+        case Wait::Ready: return "running";
+        case Wait::Barrier: return "waiting at __syncthreads";
+        case Wait::Warp: return "waiting at a warp shuffle";
+        case Wait::Done: return "exited";
+    }
+    return "?";
+}
+
+std::string describe(int t) {
+    const uint3 i = thread_index(t);
+    const ThreadState& s = g.state[t];
+    std::string where = s.wait == Wait::Barrier || s.wait == Wait::Warp
+                            ? std::string(" at ") + s.file + ":" + std::to_string(s.line)
+                            : "";
+    return "thread (" + std::to_string(i.x) + "," + std::to_string(i.y) + "," + std::to_string(i.z) + ") " +
+           wait_name(s) + where;
+}
+
+unsigned lanes_mask(int lanes) { return lanes == 32 ? 0xffffffffu : (1u << lanes) - 1; }
+
+int source_lane(const ThreadState& s, int lane) {
+    const int w = s.width, base = lane & ~(w - 1);
+    switch (s.kind) {
+        case Shuffle::Index: return base + (s.arg & (w - 1));
+        case Shuffle::Xor: {
+            const int src = lane ^ s.arg;
+            return (src & ~(w - 1)) == base ? src : lane;  // outside the segment: its own value
+        }
+        case Shuffle::Up: return lane - s.arg >= base ? lane - s.arg : lane;
+        case Shuffle::Down: return lane + s.arg < base + w ? lane + s.arg : lane;
+    }
+    return lane;
+}
+
+// Completes the exchange of every warp whose lanes all wait at a shuffle; returns whether
+// any did. A warp with some lanes at a shuffle and others elsewhere can never complete.
+bool complete_warps() {
+    bool any = false;
+    for (int w0 = 0; w0 < g.threads; w0 += 32) {
+        const int lanes = std::min(32, g.threads - w0);
+        int waiting = 0;
+        for (int l = 0; l < lanes; l++) waiting += g.state[w0 + l].wait == Wait::Warp;
+        if (waiting == 0) continue;
+        const ThreadState& first = g.state[w0];
+        if (waiting < lanes) {
+            int at = 0, other = 0;
+            for (int l = 0; l < lanes; l++) (g.state[w0 + l].wait == Wait::Warp ? at : other) = w0 + l;
+            kernel_failure("warp %d: %d of its %d lanes wait at a shuffle, the others never get there (%s; %s)",
+                           w0 / 32, waiting, lanes, describe(at).c_str(), describe(other).c_str());
+        }
+        for (int l = 1; l < lanes; l++) {
+            const ThreadState& s = g.state[w0 + l];
+            if (s.kind != first.kind || s.mask != first.mask || s.width != first.width)
+                kernel_failure("warp %d: lanes wait at different shuffles (%s; %s)", w0 / 32, describe(w0).c_str(),
+                               describe(w0 + l).c_str());
+        }
+        if (first.mask != lanes_mask(lanes))
+            kernel_failure("warp %d has %d lanes and shuffles with mask 0x%08x at %s:%d: %s", w0 / 32, lanes,
+                           first.mask, first.file, first.line,
+                           lanes < 32 ? "lanes that do not exist (the block is not a whole number of warps)"
+                                      : "only masks naming every lane are emulated");
+        if (first.width < 1 || first.width > 32 || (first.width & (first.width - 1)) != 0)
+            kernel_failure("shuffle width %d at %s:%d is not a power of two up to 32", first.width, first.file,
+                           first.line);
+        for (int l = 0; l < lanes; l++) {
+            ThreadState& s = g.state[w0 + l];
+            const int src = source_lane(s, l);
+            s.result = src < lanes ? g.state[w0 + src].value : s.value;
+            s.wait = Wait::Ready;
+        }
+        any = true;
+    }
+    return any;
+}
+
+// Every live thread waits at __syncthreads: release them, unless the barrier can never
+// complete (some threads exited) or they wait at different ones.
+void complete_barrier() {
+    int exited = -1, waiting = -1;
+    for (int t = 0; t < g.threads; t++) (g.state[t].wait == Wait::Done ? exited : waiting) = t;
+    if (waiting < 0) return;
+    if (exited >= 0)
+        kernel_failure("__syncthreads can never complete: %s, but %s", describe(waiting).c_str(), describe(exited).c_str());
+    const ThreadState& w = g.state[waiting];
+    for (int t = 0; t < g.threads; t++) {
+        ThreadState& s = g.state[t];
+        if (s.line != w.line || std::strcmp(s.file, w.file) != 0)
+            kernel_failure("threads wait at different __syncthreads (%s; %s)", describe(t).c_str(), describe(waiting).c_str());
+    }
+    for (int t = 0; t < g.threads; t++) g.state[t].wait = Wait::Ready;
+}
+
+bool all_done() {
+    for (int t = 0; t < g.threads; t++)
+        if (g.state[t].wait != Wait::Done) return false;
+    return true;
+}
+
+size_t shared_memory_limit(const void* kernel);  // below, with cudaFuncSetAttribute
+
+void run_block(const uint3& b) {
+    block_idx = b;
+    g.shared_arrays.clear();
+    g.static_smem = 0;
+    if (g.config->dynamic_smem > 0) std::memset(g.dynamic_smem, 0xFF, g.config->dynamic_smem);
+    for (int t = 0; t < g.threads; t++) g.state[t] = ThreadState{};
+    for (;;) {
+        fill_order(g.order, g.threads);
+        for (int t : g.order)
+            if (g.state[t].wait == Wait::Ready) resume(t);
+        if (complete_warps()) continue;
+        if (all_done()) break;
+        complete_barrier();
+    }
+    if (!g.smem_checked) {  // the static part is known once a block has declared its arrays
+        g.smem_checked = true;
+        const size_t total = g.static_smem + g.config->dynamic_smem, limit = shared_memory_limit(g.config->kernel);
+        if (total > limit)
+            kernel_failure("%zu bytes of static and %zu of dynamic shared memory, over the %zu a block may have: the "
+                           "launch fails on a GPU",
+                           g.static_smem, g.config->dynamic_smem, limit);
+    }
+}
+
+// A fault inside a kernel (outside AddressSanitizer, which reports its own) says where.
+void on_fault(int sig) {
+    if (g.config && g.running >= 0) {
+        char msg[512];
+        const int n = std::snprintf(msg, sizeof msg,
+                                    "\nkvs_emu: signal %d in kernel %s (launched at %s:%d), block (%u,%u,%u), thread "
+                                    "(%u,%u,%u): an out-of-bounds or misaligned access, or a fiber stack overflow\n",
+                                    sig, g.config->name, g.config->file, g.config->line, block_idx.x, block_idx.y,
+                                    block_idx.z, thread_idx.x, thread_idx.y, thread_idx.z);
+        if (n > 0) (void)!write(2, msg, std::min((size_t)n, sizeof msg - 1));
+    }
+    std::signal(sig, SIG_DFL);  // the fault repeats and ends the process as it would have
+}
+
+// Installed before main, so that Catch2, which installs its own for each test case, hands
+// the fault on to this one once it has reported the test case.
+void install_fault_handler() {
+#if !KVS_EMU_ASAN
+    static std::vector<char> alt(64 * 1024);  // a fiber's stack may be the one that overflowed
+    stack_t ss{};
+    ss.ss_sp = alt.data();
+    ss.ss_size = alt.size();
+    sigaltstack(&ss, nullptr);
+    struct sigaction sa {};
+    sa.sa_handler = on_fault;
+    sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    sigaction(SIGSEGV, &sa, nullptr);
+    sigaction(SIGBUS, &sa, nullptr);
+#endif
+}
+
+const bool fault_handler_installed = (install_fault_handler(), true);
+
+// ---------------------------------------------------------------------------------------
+// errors and device memory
+
+cudaError_t last_error = cudaSuccess;
+
+cudaError_t fail(cudaError_t err) {
+    last_error = err;
+    return err;
+}
+
+cudaError_t fail(cudaError_t err, const char* fmt, ...) {  // with a line on stderr saying why
+    std::fprintf(stderr, "kvs_emu: ");
+    va_list ap;
+    va_start(ap, fmt);
+    std::vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    std::fprintf(stderr, "\n");
+    return fail(err);
+}
+
+constexpr size_t DEVICE_BYTES = (size_t)16 << 30;  // what cudaMemGetInfo reports as total
+constexpr int SM_COUNT = 4;                         // few: grid-stride loops run several rounds
+constexpr size_t DEFAULT_SMEM = 48 * 1024, OPTIN_SMEM = 227 * 1024;
+
+std::map<uintptr_t, size_t>& allocations() {  // start -> bytes
+    static std::map<uintptr_t, size_t> m;
+    return m;
+}
+size_t allocated_bytes = 0;
+
+// Is [p, p + bytes) inside one allocation?
+bool on_device(const void* p, size_t bytes) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    auto it = allocations().upper_bound(a);
+    if (it == allocations().begin()) return false;
+    --it;
+    return a >= it->first && a - it->first <= it->second && bytes <= it->second - (a - it->first);
+}
+
+// The device side of a copy of `rows` rows of `width` bytes, `pitch` apart.
+bool device_rows(const void* p, size_t pitch, size_t width, size_t rows) {
+    if (rows == 0 || width == 0) return true;
+    return pitch >= width && on_device(p, (rows - 1) * pitch + width);
+}
+
+bool device_side(cudaMemcpyKind kind, bool dst) {
+    switch (kind) {
+        case cudaMemcpyHostToDevice: return dst;
+        case cudaMemcpyDeviceToHost: return !dst;
+        case cudaMemcpyDeviceToDevice: return true;
+        default: return false;
+    }
+}
+
+cudaError_t copy_2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                    cudaMemcpyKind kind, const char* what) {
+    if (kind == cudaMemcpyDefault) {
+        if (on_device(dst, 1)) kind = on_device(src, 1) ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice;
+        else kind = on_device(src, 1) ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost;
+    }
+    if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDeviceToDevice) return fail(cudaErrorInvalidValue, "%s: bad kind", what);
+    if (width > dpitch || width > spitch) return fail(cudaErrorInvalidValue, "%s: width above the pitch", what);
+    if (device_side(kind, true) && !device_rows(dst, dpitch, width, height))
+        return fail(cudaErrorInvalidValue, "%s: the destination is not inside one device allocation", what);
+    if (device_side(kind, false) && !device_rows(src, spitch, width, height))
+        return fail(cudaErrorInvalidValue, "%s: the source is not inside one device allocation", what);
+    for (size_t r = 0; r < height && width > 0; r++)
+        std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+    return cudaSuccess;
+}
+
+cudaError_t set_2d(void* p, size_t pitch, int value, size_t width, size_t height, const char* what) {
+    if (!device_rows(p, pitch, width, height))
+        return fail(cudaErrorInvalidValue, "%s: the range is not inside one device allocation", what);
+    for (size_t r = 0; r < height && width > 0; r++) std::memset(static_cast<char*>(p) + r * pitch, value, width);
+    return cudaSuccess;
+}
+
+std::map<const void*, size_t>& dynamic_smem_attribute() {  // cudaFuncSetAttribute's
+    static std::map<const void*, size_t> m;
+    return m;
+}
+
+// Static plus dynamic shared memory a block of this kernel may have.
+size_t shared_memory_limit(const void* kernel) {
+    return dynamic_smem_attribute().count(kernel) ? OPTIN_SMEM : DEFAULT_SMEM;
+}
+
+size_t dynamic_smem_limit(const void* kernel) {
+    auto it = dynamic_smem_attribute().find(kernel);
+    return it == dynamic_smem_attribute().end() ? DEFAULT_SMEM : it->second;
+}
+
+cudaError_t check_config(const LaunchConfig& c) {
+    const dim3 b = c.block, gr = c.grid;
+    if (b.x == 0 || b.y == 0 || b.z == 0 || b.x > 1024 || b.y > 1024 || b.z > 64 || (size_t)b.x * b.y * b.z > 1024 ||
+        gr.x == 0 || gr.y == 0 || gr.z == 0 || gr.x > 0x7fffffffu || gr.y > 65535 || gr.z > 65535)
+        return fail(cudaErrorInvalidConfiguration);
+    if (c.dynamic_smem > dynamic_smem_limit(c.kernel)) return fail(cudaErrorInvalidValue);
+    return cudaSuccess;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// the device side of the built-ins
+
+void sync_threads(const char* file, int line) {
+    ThreadState& s = running_thread("__syncthreads");
+    s.wait = Wait::Barrier;
+    s.file = file;
+    s.line = line;
+    yield_to_scheduler();
+}
+
+uint64_t shuffle(Shuffle kind, const char* file, int line, unsigned mask, uint64_t value, int arg, int width) {
+    ThreadState& s = running_thread("a warp shuffle");
+    s.wait = Wait::Warp;
+    s.file = file;
+    s.line = line;
+    s.kind = kind;
+    s.mask = mask;
+    s.value = value;
+    s.arg = arg;
+    s.width = width;
+    yield_to_scheduler();
+    return g.state[g.running].result;
+}
+
+void block_shared(void* array, size_t bytes) {
+    running_thread("a __shared__ declaration");
+    if (std::find(g.shared_arrays.begin(), g.shared_arrays.end(), array) != g.shared_arrays.end()) return;
+    g.shared_arrays.push_back(array);
+    g.static_smem += bytes;
+    std::memset(array, 0xFF, bytes);
+}
+
+void* dynamic_shared_memory() {
+    running_thread("extern __shared__");
+    return g.dynamic_smem;
+}
+
+void launch_bounds(int max_threads, int) {
+    const int threads = g.threads;
+    if (threads > max_threads)
+        kernel_failure("launched with %d threads per block, above its __launch_bounds__(%d): the launch fails on a GPU",
+                       threads, max_threads);
+}
+
+void run_grid(const LaunchConfig& config, void (*thread_body)(const void*), const void* args) {
+    if (g.config) {
+        std::fprintf(stderr, "kvs_emu: %s launched from inside kernel %s: not emulated\n", config.name, g.config->name);
+        std::abort();
+    }
+    if (check_config(config) != cudaSuccess) return;  // like the runtime: only cudaGetLastError tells
+    g.config = &config;
+    g.body = thread_body;
+    g.args = args;
+    g.threads = (int)(config.block.x * config.block.y * config.block.z);
+    g.state.resize(g.threads);
+    while ((int)g.fibers.size() < g.threads) g.fibers.push_back(make_fiber());
+    g.smem_checked = false;
+    // exactly the bytes asked for, so that AddressSanitizer sees an overrun
+    void* smem = nullptr;
+    if (posix_memalign(&smem, 128, std::max<size_t>(config.dynamic_smem, 1)) != 0) std::abort();
+    g.dynamic_smem = smem;
+    block_dim = config.block;
+    grid_dim = config.grid;
+
+    const size_t blocks = (size_t)config.grid.x * config.grid.y * config.grid.z;
+    if (blocks > 0x7fffffff) kernel_failure("%zu blocks: more than the emulator counts", blocks);
+    std::vector<int> block_order;
+    fill_order(block_order, (int)blocks);
+    for (int i : block_order) {
+        const unsigned gx = config.grid.x, gy = config.grid.y;
+        run_block(uint3{i % gx, (i / gx) % gy, i / (gx * gy)});
+    }
+    std::free(smem);
+    g.dynamic_smem = nullptr;
+    g.config = nullptr;
+}
+
+}  // namespace kvs_emu
+
+// ---------------------------------------------------------------------------------------
+// runtime API
+
+using namespace kvs_emu;
+
+cudaError_t cudaGetDeviceCount(int* count) {
+    *count = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int* device) {
+    *device = 0;
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice); }
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+    if (device != 0) return fail(cudaErrorInvalidDevice);
+    *prop = cudaDeviceProp{};
+    std::snprintf(prop->name, sizeof prop->name, "CPU emulator (tests/cuda_on_cpu), not a GPU");
+    prop->totalGlobalMem = DEVICE_BYTES;
+    prop->sharedMemPerBlock = DEFAULT_SMEM;
+    prop->sharedMemPerBlockOptin = OPTIN_SMEM;
+    prop->warpSize = 32;
+    prop->maxThreadsPerBlock = 1024;
+    prop->multiProcessorCount = SM_COUNT;
+    prop->major = 9;
+    prop->minor = 0;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+    if (device != 0) return fail(cudaErrorInvalidDevice);
+    switch (attr) {
+        case cudaDevAttrMaxThreadsPerBlock: *value = 1024; return cudaSuccess;
+        case cudaDevAttrMaxSharedMemoryPerBlock: *value = (int)DEFAULT_SMEM; return cudaSuccess;
+        case cudaDevAttrWarpSize: *value = 32; return cudaSuccess;
+        case cudaDevAttrMultiProcessorCount: *value = SM_COUNT; return cudaSuccess;
+        case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = (int)OPTIN_SMEM; return cudaSuccess;
+    }
+    return fail(cudaErrorInvalidValue, "cudaDeviceGetAttribute: attribute %d not emulated", (int)attr);
+}
+
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value) {
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize)
+        return fail(cudaErrorInvalidValue, "cudaFuncSetAttribute: attribute %d not emulated", (int)attr);
+    if (value < 0 || (size_t)value > OPTIN_SMEM) return fail(cudaErrorInvalidValue);
+    dynamic_smem_attribute()[func] = (size_t)value;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }  // launches and copies are synchronous
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+
+cudaError_t cudaGetLastError() {
+    const cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+
+cudaError_t cudaPeekAtLastError() { return last_error; }
+
+const char* cudaGetErrorName(cudaError_t err) {
+    switch (err) {
+        case cudaSuccess: return "cudaSuccess";
+        case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+        case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+        case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+        case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+        case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    }
+    return "unrecognized error code";
+}
+
+const char* cudaGetErrorString(cudaError_t err) {
+    switch (err) {
+        case cudaSuccess: return "no error";
+        case cudaErrorInvalidValue: return "invalid argument";
+        case cudaErrorMemoryAllocation: return "out of memory";
+        case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+        case cudaErrorInvalidDevice: return "invalid device ordinal";
+        case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    }
+    return "unrecognized error code";
+}
+
+// Device memory is host memory, 256-byte aligned like cudaMalloc's, filled with 0xFF bytes
+// (NaN as floats) so that what no kernel wrote shows.
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+    *p = nullptr;
+    if (bytes == 0) return cudaSuccess;
+    if (bytes > DEVICE_BYTES - allocated_bytes) return fail(cudaErrorMemoryAllocation);
+    void* mem = nullptr;
+    if (posix_memalign(&mem, 256, bytes) != 0) return fail(cudaErrorMemoryAllocation);
+    std::memset(mem, 0xFF, bytes);
+    allocations()[reinterpret_cast<uintptr_t>(mem)] = bytes;
+    allocated_bytes += bytes;
+    *p = mem;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* p) {
+    if (!p) return cudaSuccess;
+    auto it = allocations().find(reinterpret_cast<uintptr_t>(p));
+    if (it == allocations().end()) return fail(cudaErrorInvalidValue, "cudaFree: %p is not a device allocation", p);
+    allocated_bytes -= it->second;
+    allocations().erase(it);
+    std::free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+    *free_bytes = DEVICE_BYTES - allocated_bytes;
+    *total_bytes = DEVICE_BYTES;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    return copy_2d(dst, bytes, src, bytes, bytes, 1, kind, "cudaMemcpy");
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+    return copy_2d(dst, bytes, src, bytes, bytes, 1, kind, "cudaMemcpyAsync");
+}
+
+cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                         cudaMemcpyKind kind) {
+    return copy_2d(dst, dpitch, src, spitch, width, height, kind, "cudaMemcpy2D");
+}
+
+cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                              cudaMemcpyKind kind, cudaStream_t) {
+    return copy_2d(dst, dpitch, src, spitch, width, height, kind, "cudaMemcpy2DAsync");
+}
+
+cudaError_t cudaMemset(void* p, int value, size_t bytes) { return set_2d(p, bytes, value, bytes, 1, "cudaMemset"); }
+
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+    return set_2d(p, bytes, value, bytes, 1, "cudaMemsetAsync");
+}
+
+cudaError_t cudaMemset2D(void* p, size_t pitch, int value, size_t width, size_t height) {
+    return set_2d(p, pitch, value, width, height, "cudaMemset2D");
+}
+
+cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int value, size_t width, size_t height, cudaStream_t) {
+    return set_2d(p, pitch, value, width, height, "cudaMemset2DAsync");
+}
+
+// Events hold the host time of their record: launches are synchronous, so it is the time
+// at which everything before them finished.
+struct CUevent_st {
+    std::chrono::steady_clock::time_point at;
+    bool recorded = false;
+};
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) {
+    *event = new CUevent_st;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+    delete event;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+    if (!event) return fail(cudaErrorInvalidResourceHandle);
+    event->at = std::chrono::steady_clock::now();
+    event->recorded = true;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event) { return event ? cudaSuccess : fail(cudaErrorInvalidResourceHandle); }
+
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+    if (!start || !end) return fail(cudaErrorInvalidResourceHandle);
+    if (!start->recorded || !end->recorded) return fail(cudaErrorInvalidResourceHandle);
+    *ms = std::chrono::duration<float, std::milli>(end->at - start->at).count();
+    return cudaSuccess;
+}
