@@ -111,8 +111,10 @@ struct Fiber {
 };
 
 #if KVS_EMU_ASM_SWITCH
-// kvs_emu_switch(&save, to): pushes the callee-saved registers and the float control words
-// on this stack, saves the stack pointer in *save, loads `to` and pops the same from there.
+// kvs_emu_switch(&save, to): pushes the callee-saved registers on this stack, saves the
+// stack pointer in *save, loads `to` and pops the same from there. MXCSR and the x87
+// control word are left alone: every fiber runs kernels in the one floating-point
+// environment of the test process.
 extern "C" void kvs_emu_switch(void** save, void* to);
 asm(R"(
     .text
@@ -125,14 +127,8 @@ kvs_emu_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -147,27 +143,6 @@ void* scheduler_sp = nullptr;
 ucontext_t scheduler_context;
 #endif
 
-// AddressSanitizer must be told about every switch between stacks, or it takes the other
-// stack's frames for overflows (the fiber annotations of sanitizer/common_interface_defs.h).
-const void* scheduler_stack_bottom = nullptr;
-size_t scheduler_stack_size = 0;
-
-void asan_start_switch(void** fake_stack_save, const void* bottom, size_t size) {
-#if KVS_EMU_ASAN
-    __sanitizer_start_switch_fiber(fake_stack_save, bottom, size);
-#else
-    (void)fake_stack_save, (void)bottom, (void)size;
-#endif
-}
-
-void asan_finish_switch(void* fake_stack_save, const void** old_bottom, size_t* old_size) {
-#if KVS_EMU_ASAN
-    __sanitizer_finish_switch_fiber(fake_stack_save, old_bottom, old_size);
-#else
-    (void)fake_stack_save, (void)old_bottom, (void)old_size;
-#endif
-}
-
 void fiber_main();
 
 std::unique_ptr<Fiber> make_fiber() {
@@ -180,15 +155,13 @@ std::unique_ptr<Fiber> make_fiber() {
     mprotect(mem, GUARD_BYTES, PROT_NONE);
     f->stack = static_cast<char*>(mem) + GUARD_BYTES;
 #if KVS_EMU_ASM_SWITCH
-    // What kvs_emu_switch pops: control words, six registers, then `ret` enters fiber_main
-    // with the stack aligned as after a call (a zero return address above it).
+    // What kvs_emu_switch pops: six registers, then `ret` enters fiber_main with the stack
+    // aligned as after a call (a zero return address above it).
     uint64_t* top = reinterpret_cast<uint64_t*>(f->stack + STACK_BYTES);
-    uint64_t* sp = top - 9;
-    const uint32_t control[2] = {0x1F80, 0x037F};  // MXCSR and x87 defaults
-    std::memcpy(sp, control, sizeof control);
-    for (int i = 1; i <= 6; i++) sp[i] = 0;
-    sp[7] = reinterpret_cast<uint64_t>(&fiber_main);
-    sp[8] = 0;
+    uint64_t* sp = top - 8;
+    for (int i = 0; i < 6; i++) sp[i] = 0;
+    sp[6] = reinterpret_cast<uint64_t>(&fiber_main);
+    sp[7] = 0;
     f->sp = sp;
 #else
     getcontext(&f->context);
@@ -202,6 +175,12 @@ std::unique_ptr<Fiber> make_fiber() {
 
 // ---------------------------------------------------------------------------------------
 // the block being run
+//
+// The warps of a block run one after another, each until all its lanes have exited or wait
+// at __syncthreads; then the barrier completes and they run again. Inside a warp the lanes
+// run in rounds: each runs until it waits at a shuffle, switching straight to the next lane
+// of the round; when the last has posted its value the exchange completes and the next
+// round starts. The scheduler's stack is only returned to when a warp can go no further.
 
 enum class Wait { Ready, Barrier, Warp, Done };
 
@@ -222,9 +201,14 @@ struct Block {
     const void* args = nullptr;
     int threads = 0;
     std::vector<ThreadState> state;
+    std::vector<uint3> index;  // threadIdx of each thread
     std::vector<std::unique_ptr<Fiber>> fibers;
-    int running = -1;  // thread whose fiber runs, -1 in the scheduler
-    std::vector<int> order;
+    int running = -1;             // thread whose fiber runs, -1 in the scheduler
+    bool from_scheduler = false;  // whether the last switch left the scheduler's stack
+    std::vector<int> warp_order;
+    // the warp being run: its first thread, lanes, and the round's lane order
+    int warp_base = 0, warp_lanes = 0, cursor = 0;
+    std::vector<int> lane_order;
     // shared memory
     std::vector<const void*> shared_arrays;  // refilled in this block
     size_t static_smem = 0;
@@ -234,9 +218,44 @@ struct Block {
 
 Block g;
 
-uint3 thread_index(int t) {
-    const unsigned bx = g.config->block.x, by = g.config->block.y;
-    return uint3{t % bx, (t / bx) % by, t / (bx * by)};
+// AddressSanitizer must be told about every switch between stacks, or it takes the other
+// stack's frames for overflows (the fiber annotations of sanitizer/common_interface_defs.h).
+#if KVS_EMU_ASAN
+const void* scheduler_stack_bottom = nullptr;
+size_t scheduler_stack_size = 0;
+#endif
+
+// On the stack just switched to: tells AddressSanitizer, and learns the scheduler's stack
+// the first time a fiber is entered from it.
+void arrived(void* fake_stack) {
+#if KVS_EMU_ASAN
+    const void* bottom = nullptr;
+    size_t size = 0;
+    __sanitizer_finish_switch_fiber(fake_stack, &bottom, &size);
+    if (g.from_scheduler && g.running >= 0) {
+        scheduler_stack_bottom = bottom;
+        scheduler_stack_size = size;
+    }
+#else
+    (void)fake_stack;
+#endif
+}
+
+// Leaves the running stack (fiber `from`, or the scheduler's when null) for `to` (or the
+// scheduler's when null); returns when something switches back.
+void switch_stacks(Fiber* from, Fiber* to) {
+    void* scheduler_fake = nullptr;
+    void** fake = from ? &from->asan_fake_stack : &scheduler_fake;
+#if KVS_EMU_ASAN
+    __sanitizer_start_switch_fiber(fake, to ? to->stack : scheduler_stack_bottom, to ? STACK_BYTES : scheduler_stack_size);
+#endif
+    g.from_scheduler = from == nullptr;
+#if KVS_EMU_ASM_SWITCH
+    kvs_emu_switch(from ? &from->sp : &scheduler_sp, to ? to->sp : scheduler_sp);
+#else
+    swapcontext(from ? &from->context : &scheduler_context, to ? &to->context : &scheduler_context);
+#endif
+    arrived(*fake);
 }
 
 [[noreturn]] void kernel_failure(const char* fmt, ...) {
@@ -260,45 +279,6 @@ ThreadState& running_thread(const char* what) {
     return g.state[g.running];
 }
 
-// From a fiber back to the scheduler.
-void yield_to_scheduler() {
-    Fiber& self = *g.fibers[g.running];
-    asan_start_switch(&self.asan_fake_stack, scheduler_stack_bottom, scheduler_stack_size);
-#if KVS_EMU_ASM_SWITCH
-    kvs_emu_switch(&self.sp, scheduler_sp);
-#else
-    swapcontext(&self.context, &scheduler_context);
-#endif
-    asan_finish_switch(self.asan_fake_stack, &scheduler_stack_bottom, &scheduler_stack_size);
-}
-
-// Runs the threads of blocks, one after another; never returns. Between two threads it
-// waits in yield_to_scheduler, so its stack frame stays live for AddressSanitizer.
-void fiber_main() {
-    asan_finish_switch(nullptr, &scheduler_stack_bottom, &scheduler_stack_size);
-    for (;;) {
-        g.body(g.args);
-        g.state[g.running].wait = Wait::Done;
-        yield_to_scheduler();
-    }
-}
-
-// From the scheduler into thread t, until it waits or ends.
-void resume(int t) {
-    g.running = t;
-    thread_idx = thread_index(t);
-    Fiber& f = *g.fibers[t];
-    void* fake = nullptr;
-    asan_start_switch(&fake, f.stack, STACK_BYTES);
-#if KVS_EMU_ASM_SWITCH
-    kvs_emu_switch(&scheduler_sp, f.sp);
-#else
-    swapcontext(&scheduler_context, &f.context);
-#endif
-    asan_finish_switch(fake, nullptr, nullptr);
-    g.running = -1;
-}
-
 const char* wait_name(const ThreadState& s) {
     switch (s.wait) {
         case Wait::Ready: return "running";
@@ -310,7 +290,7 @@ const char* wait_name(const ThreadState& s) {
 }
 
 std::string describe(int t) {
-    const uint3 i = thread_index(t);
+    const uint3 i = g.index[t];
     const ThreadState& s = g.state[t];
     std::string where = s.wait == Wait::Barrier || s.wait == Wait::Warp
                             ? std::string(" at ") + s.file + ":" + std::to_string(s.line)
@@ -335,45 +315,111 @@ int source_lane(const ThreadState& s, int lane) {
     return lane;
 }
 
-// Completes the exchange of every warp whose lanes all wait at a shuffle; returns whether
-// any did. A warp with some lanes at a shuffle and others elsewhere can never complete.
-bool complete_warps() {
-    bool any = false;
-    for (int w0 = 0; w0 < g.threads; w0 += 32) {
-        const int lanes = std::min(32, g.threads - w0);
-        int waiting = 0;
-        for (int l = 0; l < lanes; l++) waiting += g.state[w0 + l].wait == Wait::Warp;
-        if (waiting == 0) continue;
-        const ThreadState& first = g.state[w0];
-        if (waiting < lanes) {
-            int at = 0, other = 0;
-            for (int l = 0; l < lanes; l++) (g.state[w0 + l].wait == Wait::Warp ? at : other) = w0 + l;
-            kernel_failure("warp %d: %d of its %d lanes wait at a shuffle, the others never get there (%s; %s)",
-                           w0 / 32, waiting, lanes, describe(at).c_str(), describe(other).c_str());
+// At the end of a round of the current warp: completes its exchange if every lane waits at
+// a shuffle; false if none does. Some lanes at a shuffle and others elsewhere (exited, at
+// __syncthreads) can never complete.
+bool complete_shuffle() {
+    const int w0 = g.warp_base, lanes = g.warp_lanes;
+    const ThreadState& first = g.state[w0];
+    int waiting = 0, at = -1, other = -1;
+    bool same = true;
+    for (int l = 0; l < lanes; l++) {
+        const ThreadState& s = g.state[w0 + l];
+        if (s.wait != Wait::Warp) {
+            other = w0 + l;
+            continue;
         }
+        waiting++;
+        at = w0 + l;
+        same = same && s.kind == first.kind && s.mask == first.mask && s.width == first.width;
+    }
+    if (waiting == 0) return false;
+    if (waiting < lanes)
+        kernel_failure("warp %d: %d of its %d lanes wait at a shuffle, the others never get there (%s; %s)", w0 / 32,
+                       waiting, lanes, describe(at).c_str(), describe(other).c_str());
+    if (!same) {
         for (int l = 1; l < lanes; l++) {
             const ThreadState& s = g.state[w0 + l];
             if (s.kind != first.kind || s.mask != first.mask || s.width != first.width)
                 kernel_failure("warp %d: lanes wait at different shuffles (%s; %s)", w0 / 32, describe(w0).c_str(),
                                describe(w0 + l).c_str());
         }
-        if (first.mask != lanes_mask(lanes))
-            kernel_failure("warp %d has %d lanes and shuffles with mask 0x%08x at %s:%d: %s", w0 / 32, lanes,
-                           first.mask, first.file, first.line,
-                           lanes < 32 ? "lanes that do not exist (the block is not a whole number of warps)"
-                                      : "only masks naming every lane are emulated");
-        if (first.width < 1 || first.width > 32 || (first.width & (first.width - 1)) != 0)
-            kernel_failure("shuffle width %d at %s:%d is not a power of two up to 32", first.width, first.file,
-                           first.line);
-        for (int l = 0; l < lanes; l++) {
-            ThreadState& s = g.state[w0 + l];
-            const int src = source_lane(s, l);
-            s.result = src < lanes ? g.state[w0 + src].value : s.value;
-            s.wait = Wait::Ready;
-        }
-        any = true;
     }
-    return any;
+    if (first.mask != lanes_mask(lanes))
+        kernel_failure("warp %d has %d lanes and shuffles with mask 0x%08x at %s:%d: %s", w0 / 32, lanes, first.mask,
+                       first.file, first.line,
+                       lanes < 32 ? "lanes that do not exist (the block is not a whole number of warps)"
+                                  : "only masks naming every lane are emulated");
+    if (first.width < 1 || first.width > 32 || (first.width & (first.width - 1)) != 0)
+        kernel_failure("shuffle width %d at %s:%d is not a power of two up to 32", first.width, first.file, first.line);
+    for (int l = 0; l < lanes; l++) {
+        ThreadState& s = g.state[w0 + l];
+        const int src = source_lane(s, l);
+        s.result = src < lanes ? g.state[w0 + src].value : s.value;
+        s.wait = Wait::Ready;
+    }
+    return true;
+}
+
+// A new round of the current warp; lanes run in the order of the settings (a new random
+// order every round).
+void start_round() {
+    g.cursor = 0;
+    if (settings().order == Order::Random) fill_order(g.lane_order, g.warp_lanes);
+}
+
+// The next thread of the current warp to run, or -1 when every lane has exited or waits at
+// __syncthreads.
+int next_in_warp() {
+    for (;;) {
+        while (g.cursor < g.warp_lanes) {
+            const int t = g.warp_base + g.lane_order[g.cursor++];
+            if (g.state[t].wait == Wait::Ready) return t;
+        }
+        if (!complete_shuffle()) return -1;
+        start_round();
+    }
+}
+
+// From the running thread, which now waits or has exited, to the next one of its warp, or
+// back to the scheduler.
+void suspend() {
+    const int self = g.running;
+    const int next = next_in_warp();
+    if (next == self) return;  // the only lane ready: it runs on
+    Fiber* from = g.fibers[self].get();
+    g.running = next;
+    if (next >= 0) {
+        thread_idx = g.index[next];
+        switch_stacks(from, g.fibers[next].get());
+    } else {
+        switch_stacks(from, nullptr);
+    }
+}
+
+// Runs the threads of blocks, one after another; never returns. Between two threads it
+// waits in suspend, so its stack frame stays live for AddressSanitizer.
+void fiber_main() {
+    arrived(nullptr);
+    for (;;) {
+        g.body(g.args);
+        g.state[g.running].wait = Wait::Done;
+        suspend();
+    }
+}
+
+// Runs warp w until all its lanes have exited or wait at __syncthreads.
+void run_warp(int w) {
+    g.warp_base = w * 32;
+    g.warp_lanes = std::min(32, g.threads - g.warp_base);
+    fill_order(g.lane_order, g.warp_lanes);
+    start_round();
+    const int t = next_in_warp();
+    if (t < 0) return;
+    g.running = t;
+    thread_idx = g.index[t];
+    switch_stacks(nullptr, g.fibers[t].get());
+    g.running = -1;
 }
 
 // Every live thread waits at __syncthreads: release them, unless the barrier can never
@@ -407,11 +453,10 @@ void run_block(const uint3& b) {
     g.static_smem = 0;
     if (g.config->dynamic_smem > 0) std::memset(g.dynamic_smem, 0xFF, g.config->dynamic_smem);
     for (int t = 0; t < g.threads; t++) g.state[t] = ThreadState{};
+    const int warps = (g.threads + 31) / 32;
     for (;;) {
-        fill_order(g.order, g.threads);
-        for (int t : g.order)
-            if (g.state[t].wait == Wait::Ready) resume(t);
-        if (complete_warps()) continue;
+        fill_order(g.warp_order, warps);
+        for (int w : g.warp_order) run_warp(w);
         if (all_done()) break;
         complete_barrier();
     }
@@ -425,6 +470,7 @@ void run_block(const uint3& b) {
     }
 }
 
+#if !KVS_EMU_ASAN
 // A fault inside a kernel (outside AddressSanitizer, which reports its own) says where.
 void on_fault(int sig) {
     if (g.config && g.running >= 0) {
@@ -438,6 +484,7 @@ void on_fault(int sig) {
     }
     std::signal(sig, SIG_DFL);  // the fault repeats and ends the process as it would have
 }
+#endif
 
 // Installed before main, so that Catch2, which installs its own for each test case, hands
 // the fault on to this one once it has reported the test case.
@@ -570,7 +617,7 @@ void sync_threads(const char* file, int line) {
     s.wait = Wait::Barrier;
     s.file = file;
     s.line = line;
-    yield_to_scheduler();
+    suspend();
 }
 
 uint64_t shuffle(Shuffle kind, const char* file, int line, unsigned mask, uint64_t value, int arg, int width) {
@@ -583,7 +630,7 @@ uint64_t shuffle(Shuffle kind, const char* file, int line, unsigned mask, uint64
     s.value = value;
     s.arg = arg;
     s.width = width;
-    yield_to_scheduler();
+    suspend();
     return g.state[g.running].result;
 }
 
@@ -618,6 +665,11 @@ void run_grid(const LaunchConfig& config, void (*thread_body)(const void*), cons
     g.args = args;
     g.threads = (int)(config.block.x * config.block.y * config.block.z);
     g.state.resize(g.threads);
+    g.index.resize(g.threads);
+    for (int t = 0; t < g.threads; t++) {
+        const unsigned bx = config.block.x, by = config.block.y;
+        g.index[t] = uint3{t % bx, (t / bx) % by, t / (bx * by)};
+    }
     while ((int)g.fibers.size() < g.threads) g.fibers.push_back(make_fiber());
     g.smem_checked = false;
     // exactly the bytes asked for, so that AddressSanitizer sees an overrun
