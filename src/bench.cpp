@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #if defined(KVSHARE_CUDA) && __has_include("cuda/bench.h")
 #include "cuda/bench.h"
 #define KVSHARE_KERNEL_BENCH 1
@@ -39,6 +40,42 @@ std::vector<int> random_tokens(int count, int vocab, uint64_t seed) {
     for (int& x : t) x = 3 + (int)(rng.next_u32() % (uint32_t)(vocab - 3 > 0 ? vocab - 3 : vocab));
     if (vocab <= 3) for (int& x : t) x = 0;
     return t;
+}
+
+Model PlanModels::make(const Plan& p) const { return preset ? init_model(config, p, seed) : apply_plan(base, p); }
+
+PlanModels plan_models(const Args& a) {
+    PlanModels pm;
+    if (a.has("--preset")) {
+        pm.name = a.get("--preset");
+        pm.config = preset_config(pm.name);
+        pm.preset = true;
+        pm.seed = (uint64_t)a.get_int("-s", 1);
+    } else {
+        pm.name = a.need_positional(0, "MODEL (or --preset NAME)");
+        pm.base = load_model(pm.name);
+        pm.config = pm.base.config;
+    }
+    return pm;
+}
+
+std::vector<Plan> bench_plan_list(const Args& a, const PlanModels& models) {
+    const int n_layers = models.config.n_layers;
+    std::vector<std::string> specs;
+    if (a.has("--plans")) {
+        std::istringstream in(a.get("--plans"));
+        for (std::string p; in >> p;) specs.push_back(p);
+        if (specs.empty()) fail(a.command + ": --plans is empty");
+    } else {
+        const std::string half = std::to_string(std::max(1, n_layers / 2));
+        specs = {"standard", "cla:2", "yoco", "sandwich-middle:" + half, "lckv:2"};
+    }
+    std::vector<Plan> plans;
+    for (const std::string& spec : specs) {
+        plans.push_back(parse_plan(spec, n_layers));
+        if (!models.preset) check_plan_applies(models.base, plans.back());
+    }
+    return plans;
 }
 
 static int bench_decode(int argc, char** argv) {
