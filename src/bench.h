@@ -1,4 +1,4 @@
-// Helpers shared by the benchmarks (src/bench.cpp, src/throughput.cpp).
+// Helpers shared by the benchmarks (src/bench.cpp, src/throughput.cpp, src/bench_plans.cpp).
 #pragma once
 #include "src/args.h"
 #include "src/backend.h"
@@ -29,3 +29,11 @@ PlanModels plan_models(const Args& a);
 // cla:2, yoco, sandwich-middle:L/2, lckv:2); every plan parsed, and checked against a
 // checkpoint's K/V weights, before anything runs, so a bad one fails at once.
 std::vector<Plan> bench_plan_list(const Args& a, const PlanModels& models);
+
+// --device cpu | cuda | both (cpu first); asking for CUDA without a usable GPU fails here,
+// before anything runs.
+std::vector<Device> parse_devices(const std::string& s);
+const char* device_word(Device d);  // "cpu" or "cuda"
+
+// "1 2 4 9": positive integers separated by spaces; anything else is an error naming `what`.
+std::vector<int> parse_int_list(const std::string& s, const std::string& what);
