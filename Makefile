@@ -67,10 +67,13 @@ test: $(BIN) $(TEST_BIN)
 	./$(TEST_BIN) $(TEST_ARGS)
 	bash tests/cli_errors.sh ./$(BIN)
 
-# Benchmarks (timings never go in tests): CPU decode of the stories15M shape, then every CUDA
-# kernel version against its measured ceiling (without a GPU it says so, and make goes on).
+# Benchmarks (timings never go in tests): CPU decode of the stories15M shape, its per-plan
+# decode and prefill tables (a few seconds each on two cores), then every CUDA kernel version
+# against its measured ceiling (without a GPU it says so, and make goes on).
 bench: $(BIN)
 	./$(BIN) bench decode --preset stories15M
+	./$(BIN) bench plans --preset stories15M --repeats 3
+	./$(BIN) bench prefill --preset stories15M --repeats 3
 	-./$(BIN) bench kernels
 
 # The quick start's run command: a story from the shipped LCKV model, on the CPU.

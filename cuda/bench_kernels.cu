@@ -134,13 +134,11 @@ void print_row(const std::string& kernel, const std::string& version, const std:
 
 std::string vname(int v, const char* name) { return std::to_string(v) + " " + name; }
 
-// The memory ceiling: device-to-device copy of 256 MiB, counted as read + write.
+// The memory ceiling: device-to-device copy of 256 MiB, counted as read + write (the same
+// measurement bench plans compares decode against: cuda_copy_gbs in cuda/device.cu).
 double copy_ceiling(const Options& opt) {
-    const size_t n = (size_t)64 << 20;  // floats
-    Dev<float> a(n), b(n);
-    fill(a, 1);
-    const double ms = time_ms(opt, [&] { CUDA_CHECK(cudaMemcpy(b.p, a.p, n * sizeof(float), cudaMemcpyDeviceToDevice)); });
-    const double gbs = 2.0 * n * sizeof(float) / (ms * 1e-3) / 1e9;
+    double ms = 0;
+    const double gbs = cuda_copy_gbs((size_t)256 << 20, opt.runs, std::max(1, opt.warmup), &ms);
     print_row("memcpy d2d", "ceiling", "256 MiB", ms, gbs, "GB/s", gbs, "read + write");
     return gbs;
 }

@@ -1,6 +1,10 @@
 // Is there a usable GPU? Asked once; every CUDA test and subcommand goes through here.
+// Also the copy ceiling the benchmarks compare memory-bound work against.
 #include "cuda/check.h"
 #include "src/backend.h"
+#include <algorithm>
+#include <string>
+#include <vector>
 
 bool cuda_available(std::string* why) {
     int n = 0;
@@ -17,4 +21,47 @@ bool cuda_memory_info(size_t* free_bytes, size_t* total_bytes) {
     if (!cuda_available(nullptr)) return false;
     CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
     return true;
+}
+
+namespace {
+// Two device buffers and two events, released on every exit (CUDA_CHECK throws).
+struct CopyScratch {
+    void* src = nullptr;
+    void* dst = nullptr;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    ~CopyScratch() {
+        cudaFree(src);
+        cudaFree(dst);
+        if (start) cudaEventDestroy(start);
+        if (stop) cudaEventDestroy(stop);
+    }
+};
+}  // namespace
+
+double cuda_copy_gbs(size_t bytes, int runs, int warmup, double* median_ms) {
+    std::string why;
+    if (!cuda_available(&why)) throw std::runtime_error("copy ceiling: " + why);
+    if (bytes == 0 || runs < 1) throw std::runtime_error("copy ceiling: needs bytes > 0 and runs >= 1");
+    CopyScratch s;
+    CUDA_CHECK(cudaMalloc(&s.src, bytes));
+    CUDA_CHECK(cudaMalloc(&s.dst, bytes));
+    // both written once, so no first-touch cost lands in a timed copy (the contents do not matter)
+    CUDA_CHECK(cudaMemset(s.src, 1, bytes));
+    CUDA_CHECK(cudaMemset(s.dst, 0, bytes));
+    CUDA_CHECK(cudaEventCreate(&s.start));
+    CUDA_CHECK(cudaEventCreate(&s.stop));
+    std::vector<float> ms;
+    for (int i = 0; i < warmup + runs; i++) {
+        CUDA_CHECK(cudaEventRecord(s.start));
+        CUDA_CHECK(cudaMemcpy(s.dst, s.src, bytes, cudaMemcpyDeviceToDevice));
+        CUDA_CHECK(cudaEventRecord(s.stop));
+        CUDA_CHECK(cudaEventSynchronize(s.stop));
+        float t = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&t, s.start, s.stop));
+        if (i >= warmup) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    const double med = ms[ms.size() / 2];
+    if (median_ms) *median_ms = med;
+    return 2.0 * (double)bytes / (med * 1e-3) / 1e9;
 }

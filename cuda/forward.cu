@@ -237,9 +237,13 @@ void CudaBackend::decode(const int* tokens) {
     if (pos_ >= kv_.context)
         fail("the sequence is full: " + std::to_string(kv_.context) + " tokens of context");
     check_tokens(tokens, (size_t)batch_, config_.vocab_size);
+    step(tokens, true);
+}
+
+void CudaBackend::step(const int* tokens, bool with_logits) {
     embed(tokens, 1, pos_);
     run_layers(0, config_.n_layers - 1, 1, pos_);
-    finish(1, false);
+    if (with_logits) finish(1, false);
     pos_++;
 }
 
@@ -264,7 +268,7 @@ void CudaBackend::prefill(const int* tokens, int n, const PrefillOptions& opt) {
         std::vector<int> column(batch_);
         for (int t = 0; t < n; t++) {
             for (int b = 0; b < batch_; b++) column[b] = tokens[(size_t)b * n + t];
-            decode(column.data());
+            step(column.data(), opt.all_positions || t == n - 1);  // the classifier only where kept
             if (!opt.all_positions) continue;
             copy_column(s_.all_logits.get(), s_.logits.get(), t, n, c.vocab_size, batch_);
             copy_column(s_.all_hidden.get(), s_.hidden.get(), t, n, c.dim, batch_);

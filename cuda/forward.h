@@ -113,6 +113,9 @@ private:
     void embed(const int* tokens, int n, int p0);
     // Final norm and classifier for the kept rows (all n, or the last of each sequence).
     void finish(int n, bool all_positions);
+    // One token per sequence through every layer; the final norm and classifier only when
+    // `with_logits` (token-by-token prefill needs them for the last position only).
+    void step(const int* tokens, bool with_logits);
     void grow(size_t rows);
     float* key_slot(int slot) const { return key_cache_.get() + kv_.offset(slot, 0, 0); }
     float* value_slot(int slot) const { return value_cache_.get() + kv_.offset(slot, 0, 0); }

@@ -36,6 +36,9 @@ private:
     void embed(const int* tokens, int n, int p0);
     // Final norm and classifier for the kept rows (all n, or the last of each sequence).
     void finish(int n, bool all_positions);
+    // One token per sequence through every layer; the final norm and classifier only when
+    // `with_logits` (token-by-token prefill needs them for the last position only).
+    void step(const int* tokens, bool with_logits);
     void grow(int rows);
 
     const Model& m_;

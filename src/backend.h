@@ -62,3 +62,7 @@ std::unique_ptr<Backend> make_cuda_backend(const Model& m, int batch, int contex
 bool cuda_available(std::string* why);
 // Free and total memory of the current GPU; false without one.
 bool cuda_memory_info(size_t* free_bytes, size_t* total_bytes);
+// The GPU's copy ceiling: a device-to-device cudaMemcpy of `bytes`, timed with events, the
+// median of `runs` after `warmup` untimed copies; GB/s counting read + write (2 x bytes), and
+// the median time in ms when asked. Shared by bench kernels and bench plans; fails without a GPU.
+double cuda_copy_gbs(size_t bytes, int runs, int warmup, double* median_ms = nullptr);

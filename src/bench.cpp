@@ -3,9 +3,12 @@
 //   converge  error of parallel iterative prefill against token by token, by iteration count
 //   kernels   the CUDA kernels against their ceilings (GPU builds)
 //   throughput the largest batch each plan fits in a memory budget, and its tokens/s (src/throughput.cpp)
+//   plans     prefill/decode tokens/s and decode GB/s per plan and device (src/bench_plans.cpp)
+//   prefill   prefill time per plan: token by token, one pass, T iterations (src/bench_plans.cpp)
 #include "src/args.h"
 #include "src/backend.h"
 #include "src/bench.h"
+#include "src/bench_plans.h"
 #include "src/commands.h"
 #include "src/throughput.h"
 #include "src/tokenizer.h"
@@ -14,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #if defined(KVSHARE_CUDA) && __has_include("cuda/bench.h")
 #include "cuda/bench.h"
 #define KVSHARE_KERNEL_BENCH 1
@@ -39,6 +43,65 @@ std::vector<int> random_tokens(int count, int vocab, uint64_t seed) {
     for (int& x : t) x = 3 + (int)(rng.next_u32() % (uint32_t)(vocab - 3 > 0 ? vocab - 3 : vocab));
     if (vocab <= 3) for (int& x : t) x = 0;
     return t;
+}
+
+Model PlanModels::make(const Plan& p) const { return preset ? init_model(config, p, seed) : apply_plan(base, p); }
+
+PlanModels plan_models(const Args& a) {
+    PlanModels pm;
+    if (a.has("--preset")) {
+        pm.name = a.get("--preset");
+        pm.config = preset_config(pm.name);
+        pm.preset = true;
+        pm.seed = (uint64_t)a.get_int("-s", 1);
+    } else {
+        pm.name = a.need_positional(0, "MODEL (or --preset NAME)");
+        pm.base = load_model(pm.name);
+        pm.config = pm.base.config;
+    }
+    return pm;
+}
+
+std::vector<Plan> bench_plan_list(const Args& a, const PlanModels& models) {
+    const int n_layers = models.config.n_layers;
+    std::vector<std::string> specs;
+    if (a.has("--plans")) {
+        std::istringstream in(a.get("--plans"));
+        for (std::string p; in >> p;) specs.push_back(p);
+        if (specs.empty()) fail(a.command + ": --plans is empty");
+    } else {
+        const std::string half = std::to_string(std::max(1, n_layers / 2));
+        specs = {"standard", "cla:2", "yoco", "sandwich-middle:" + half, "lckv:2"};
+    }
+    std::vector<Plan> plans;
+    for (const std::string& spec : specs) {
+        plans.push_back(parse_plan(spec, n_layers));
+        if (!models.preset) check_plan_applies(models.base, plans.back());
+    }
+    return plans;
+}
+
+std::vector<Device> parse_devices(const std::string& s) {
+    std::vector<Device> out;
+    if (s == "both") out = {Device::CPU, Device::CUDA};
+    else out = {parse_device(s)};
+    std::string why;
+    if (out.back() == Device::CUDA && !cuda_available(&why)) fail("--device " + s + ": " + why);
+    return out;
+}
+
+const char* device_word(Device d) { return d == Device::CUDA ? "cuda" : "cpu"; }
+
+std::vector<int> parse_int_list(const std::string& s, const std::string& what) {
+    std::vector<int> out;
+    std::istringstream in(s);
+    for (std::string word; in >> word;) {
+        const int v = parse_int(word, what);
+        if (v < 1) fail(what + ": '" + word + "' must be at least 1");
+        out.push_back(v);
+    }
+    if (out.empty()) fail(what + ": the list is empty (e.g. \"1 2 4 9\")");
+    return out;
 }
 
 static int bench_decode(int argc, char** argv) {
@@ -136,6 +199,8 @@ int cmd_bench(int argc, char** argv) {
     if (what == "decode") return bench_decode(argc - 1, argv + 1);
     if (what == "converge") return bench_converge(argc - 1, argv + 1);
     if (what == "throughput") return bench_throughput(argc - 2, argv + 2);
+    if (what == "plans") return bench_plans(argc - 2, argv + 2);
+    if (what == "prefill") return bench_prefill(argc - 2, argv + 2);
     if (what == "kernels") {
 #ifdef KVSHARE_KERNEL_BENCH
         return bench_kernels(argc - 2, argv + 2);
@@ -144,8 +209,8 @@ int cmd_bench(int argc, char** argv) {
 #endif
     }
     if (what == "--help" || what == "-h") {
-        std::printf("usage: kvshare bench decode|converge|throughput|kernels [options]   (each takes --help)\n");
+        std::printf("usage: kvshare bench decode|converge|throughput|plans|prefill|kernels [options]   (each takes --help)\n");
         return 0;
     }
-    fail("kvshare bench: say what to measure: decode, converge, throughput or kernels (see kvshare bench --help)");
+    fail("kvshare bench: say what to measure: decode, converge, throughput, plans, prefill or kernels (see kvshare bench --help)");
 }

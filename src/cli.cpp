@@ -23,7 +23,7 @@ static const char* kUsage =
     "  calibrate MODEL  KVSharer: search for layers that may share a dissimilar layer's KV\n"
     "  tokenizer OUT    train a BPE tokenizer on the story generator or a text\n"
     "  stories N        print N generated stories (train or validation split)\n"
-    "  bench WHAT       benchmarks: decode, converge, throughput, kernels\n"
+    "  bench WHAT       benchmarks: decode, converge, throughput, plans, prefill, kernels\n"
     "\n"
     "MODEL is a kvshare model file or a llama2.c .bin checkpoint.\n"
     "PLAN is standard, pizza|sandwich|lasagna-bottom|middle|top:L, cla:G, yoco, lckv:W,\n"

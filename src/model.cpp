@@ -173,7 +173,7 @@ Model load_kvshare(const std::string& path, File& file) {
 
 // ---------------------------------------------------------------------------
 
-Model apply_plan(const Model& m, const Plan& plan) {
+void check_plan_applies(const Model& m, const Plan& plan) {
     const Config& c = m.config;
     if (plan.n_layers() != c.n_layers)
         fail("plan '" + plan.name + "' has " + std::to_string(plan.n_layers()) + " layers, but the model has " + std::to_string(c.n_layers));
@@ -181,6 +181,11 @@ Model apply_plan(const Model& m, const Plan& plan) {
         if (!m.plan.owns_kv(layer))
             fail("plan '" + plan.name + "' needs the K/V weights of layer " + std::to_string(layer) +
                  ", which this checkpoint does not hold (its plan is " + m.plan.spec() + ")");
+}
+
+Model apply_plan(const Model& m, const Plan& plan) {
+    const Config& c = m.config;
+    check_plan_applies(m, plan);
     Model out{c, plan, {}};
     out.random_weights = m.random_weights;
     allocate_weights(out);

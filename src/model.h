@@ -52,3 +52,6 @@ void save_llama2c(const std::string& path, const Model& m);
 
 // Re-plan a loaded model, keeping the K/V weights of the new plan's KV layers.
 Model apply_plan(const Model& m, const Plan& plan);
+// apply_plan's checks alone (the layer count; the K/V weights of the plan's KV layers),
+// for callers that want every plan's error before any work.
+void check_plan_applies(const Model& m, const Plan& plan);

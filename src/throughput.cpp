@@ -268,11 +268,6 @@ ThroughputRow fit_and_run(Model& m, const GenerationSettings& s, size_t budget, 
     return row;
 }
 
-std::vector<std::string> default_plans(int L) {
-    const std::string half = std::to_string(std::max(1, L / 2));
-    return {"standard", "cla:2", "yoco", "sandwich-middle:" + half, "lckv:2"};
-}
-
 void write_file(const std::string& path, const std::string& text) {
     std::ofstream f(path);
     if (!f || !(f << text)) fail("kvshare bench throughput: cannot write " + path);
@@ -323,27 +318,12 @@ int bench_throughput(int argc, char** argv) {
     }
 
     // the model: random weights per plan, or one standard checkpoint re-planned per plan
-    Config config;
-    Model base;
-    if (a.has("--preset")) config = preset_config(a.get("--preset"));
-    else {
-        base = load_model(a.positional[0]);
-        config = base.config;
-    }
+    const PlanModels models = plan_models(a);
+    const Config& config = models.config;
     if (s.prompt + s.gen > config.max_seq_len)
         fail("kvshare bench throughput: --prompt + -n = " + std::to_string(s.prompt + s.gen) + " exceeds the context " +
              std::to_string(config.max_seq_len));
-    std::vector<std::string> specs;
-    if (a.has("--plans")) {
-        std::istringstream in(a.get("--plans"));
-        for (std::string p; in >> p;) specs.push_back(p);
-        if (specs.empty()) fail("kvshare bench throughput: --plans is empty");
-    } else specs = default_plans(config.n_layers);
-    std::vector<Plan> plans;
-    for (const std::string& spec : specs) plans.push_back(parse_plan(spec, config.n_layers));  // all errors up front
-    auto make_model = [&](const Plan& p) {
-        return a.has("--preset") ? init_model(config, p, (uint64_t)a.get_int("-s", 1)) : apply_plan(base, p);
-    };
+    const std::vector<Plan> plans = bench_plan_list(a, models);  // all errors up front
 
     const size_t budget = a.has("--budget") ? parse_bytes(a.get("--budget"), "--budget") : available_bytes(s.device);
     const bool verbose = a.has("--verbose");
@@ -351,11 +331,11 @@ int bench_throughput(int argc, char** argv) {
     std::vector<ThroughputRow> points;  // every run (the sweep's too), for CSV and SVG
     {
         // warm-up: the first run pays for thread pools, the CUDA context and lazy loading
-        Model m = make_model(plans[0]);
+        Model m = models.make(plans[0]);
         time_generation(m, s, 1, 2, 1);
     }
     for (const Plan& p : plans) {
-        Model m = make_model(p);
+        Model m = models.make(p);
         ThroughputRow row;
         if (fixed_batch > 0) {
             row = with_run(plan_row(m, s.gen), fixed_batch, time_generation(m, s, fixed_batch, s.gen, s.repeats));
@@ -374,7 +354,7 @@ int bench_throughput(int argc, char** argv) {
     // the table
     const Device d = s.device;
     std::printf("bench throughput: %s, device %s, prompt %d, generate %d, prefill %s, %s\n",
-                a.has("--preset") ? a.get("--preset").c_str() : a.positional[0].c_str(),
+                models.name.c_str(),
                 d == Device::CUDA ? "cuda" : "cpu", s.prompt, s.gen, a.get("--prefill", "parallel").c_str(),
                 fixed_batch > 0 ? ("fixed batch " + std::to_string(fixed_batch)).c_str()
                                 : ("budget " + format_bytes((double)budget) + ", batch cap " + std::to_string(cap)).c_str());

@@ -10,6 +10,7 @@ pass=0; fail=0
 
 "$BIN" init "$T/m.kvs" --preset tiny -s 3 2>/dev/null || { echo "cli: init failed"; exit 1; }
 "$BIN" init "$T/m.bin" --preset tiny -s 3 --llama2c 2>/dev/null || { echo "cli: init --llama2c failed"; exit 1; }
+"$BIN" init "$T/lckv.kvs" --preset tiny --plan lckv:2 -s 3 2>/dev/null || { echo "cli: init --plan lckv:2 failed"; exit 1; }
 head -c 1000 "$T/m.kvs" > "$T/short.kvs"
 head -c 3000 "$T/m.bin" > "$T/short.bin"
 printf 'just some text, not a model at all, but long enough to have a header\n' > "$T/foreign.bin"
@@ -68,6 +69,20 @@ expect_error "throughput both"      "fixed batch"       -- "$BIN" bench throughp
 expect_error "throughput context"   "exceeds"           -- "$BIN" bench throughput --preset tiny --prompt 60 -n 8
 expect_error "throughput bad plan"  "plan"              -- "$BIN" bench throughput --preset tiny --plans "standard cla:0" --prompt 8 -n 8
 expect_error "throughput no model"  "MODEL"             -- "$BIN" bench throughput
+expect_error "plans bad plan"       "unknown"           -- "$BIN" bench plans --preset tiny --plans "standard banana" --prompt 8 -n 8
+expect_error "plans bad number"     "not an integer"    -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --repeats two
+expect_error "plans zero batch"     "at least 1"        -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --batch 0
+expect_error "plans context"        "exceeds"           -- "$BIN" bench plans --preset tiny --prompt 60 -n 8
+expect_error "plans bad device"     "unknown device"    -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --device tpu
+expect_error "plans bad copy size"  "not a size"        -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --copy-size big
+expect_error "plans no model"       "MODEL"             -- "$BIN" bench plans
+expect_error "plans model and preset" "not both"        -- "$BIN" bench plans "$T/m.kvs" --preset tiny
+expect_error "plans needs standard" "K/V weights" -- "$BIN" bench plans "$T/lckv.kvs" --plans standard --prompt 8 -n 8
+expect_error "prefill bad iterations" "at least 1"      -- "$BIN" bench prefill --preset tiny --iterations "1 0"
+expect_error "prefill word iterations" "not an integer" -- "$BIN" bench prefill --preset tiny --iterations "1 two"
+expect_error "prefill no iterations" "empty"            -- "$BIN" bench prefill --preset tiny --iterations ""
+expect_error "prefill takes no -n"  "unknown option"    -- "$BIN" bench prefill --preset tiny -n 8
+expect_error "prefill bad plan"     "cla:0"             -- "$BIN" bench prefill --preset tiny --plans "standard cla:0"
 expect_error "calibrate too many"   "1..7"              -- "$BIN" calibrate "$T/m.kvs" --shared 8 --sequences 2 --tokens 8 -o "$T/p.plan"
 expect_error "calibrate empty data" "empty"             -- "$BIN" calibrate "$T/m.kvs" --shared 2 --data "$T/empty.txt" -o "$T/p.plan"
 expect_error "calibrate short data" "fewer than one"    -- "$BIN" calibrate "$T/m.kvs" --shared 2 --data "$T/text.txt" --tokens 64 -o "$T/p.plan"
@@ -75,6 +90,9 @@ expect_error "calibrate no target"  "--shared"          -- "$BIN" calibrate "$T/
 expect_error "tokenizer no vocab"   "--vocab"           -- "$BIN" tokenizer "$T/t.tok" --stories 10
 if ! "$BIN" generate "$T/m.kvs" -n 2 --device cuda >/dev/null 2>"$T/err"; then
     expect_error "cuda without gpu"     "cuda"              -- "$BIN" generate "$T/m.kvs" -n 2 --device cuda
+    expect_error "plans cuda without gpu" "cuda"        -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --device cuda
+    expect_error "plans both without gpu" "both"        -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --device both
+    expect_error "prefill cuda without gpu" "cuda"      -- "$BIN" bench prefill --preset tiny --device cuda
 fi
 
 # generate: stdout is only the text (the prompt echo plus what was sampled); stats go to stderr

@@ -98,6 +98,43 @@ TEST_CASE("prefill by T = n parallel iterations equals token by token, for every
     }
 }
 
+TEST_CASE("a prefill that keeps only the last position returns that position's logits and hidden state", "[forward]") {
+    // Token by token runs the classifier for the last position only; the one-pass and
+    // iterative prefills gather the last row. Either must equal the last row of the same
+    // prefill keeping every position, bit for bit, and leave the same cache.
+    const int batch = 2, n = 10;
+    const std::vector<int> tokens = test_tokens(batch, n, 23);
+    for (std::string spec : {"standard", "cla:2", "lckv:2", "sandwich-middle:4", "2,1,2,5,4,5,7,7"}) {
+        const Model m = test_model(spec);
+        const size_t V = m.config.vocab_size, D = m.config.dim;
+        for (bool sequential : {true, false}) {
+            INFO("plan " << spec << (sequential ? ", token by token" : ", parallel"));
+            PrefillOptions all, last;
+            all.sequential = last.sequential = sequential;
+            all.iterations = last.iterations = 3;
+            all.always_iterate = last.always_iterate = true;
+            all.all_positions = true;
+            auto a = make_cpu_backend(m, batch, n), b = make_cpu_backend(m, batch, n);
+            a->prefill(tokens.data(), n, all);
+            b->prefill(tokens.data(), n, last);
+            const Run every = capture(*a, m), one = capture(*b, m);
+            REQUIRE(b->logit_positions() == 1);
+            REQUIRE(one.logits.size() == (size_t)batch * V);
+            for (int s = 0; s < batch; s++) {
+                INFO("sequence " << s);
+                const size_t row = (size_t)s * n + (n - 1);
+                CHECK(std::memcmp(&one.logits[s * V], &every.logits[row * V], V * sizeof(float)) == 0);
+                CHECK(std::memcmp(&one.hidden[s * D], &every.hidden[row * D], D * sizeof(float)) == 0);
+            }
+            for (int l = 0; l < m.config.n_layers; l++) {
+                INFO("layer " << l);
+                CHECK(compare(one.k[l], every.k[l]).max_abs == 0.0);
+                CHECK(compare(one.v[l], every.v[l]).max_abs == 0.0);
+            }
+        }
+    }
+}
+
 TEST_CASE("with T < n iterations, positions below T are exact", "[forward]") {
     const int n = 12, T = 4;
     for (std::string spec : {"lckv:2", "pizza-top:3", "lasagna-top:4", "sandwich-middle:4", "lckv:0,diag=all"}) {
