@@ -138,7 +138,9 @@ void softmax_gpu(int version, float* x, int rows, int n) {
     if (version < 1 || version > kVersions)
         bad_args("softmax: no version " + std::to_string(version) + " (1.." + std::to_string(kVersions) + ", 0 = auto)");
     if (rows == 0 || n == 0) return;
-    const int grid = (int)std::min<long long>(rows, 65535LL * 16);
+    // A few blocks per SM, each looping over rows (as rmsnorm): with rows above this the loop
+    // and its between-row barriers run in the tests too.
+    const int grid = std::min(rows, num_sms() * 16);
     switch (version) {
         case 1:
             softmax_row_kernel<<<ceil_div(rows, 128), 128>>>(x, rows, n);

@@ -98,7 +98,8 @@ TEST_CASE("cuda softmax: every version, odd widths and large outliers", "[cuda]"
     struct Shape {
         int rows, n;
     };
-    const Shape shapes[] = {{1, 1}, {3, 7}, {5, 33}, {6, 257}, {4, 1000}, {2, 4096}, {7, 4099}, {2, 32003}};
+    const Shape shapes[] = {{1, 1}, {3, 7}, {5, 33}, {6, 257}, {4, 1000}, {2, 4096}, {7, 4099}, {2, 32003},
+                            {3000, 129}};  // more rows than blocks: each block loops over rows
     uint64_t seed = 2000;
     for (const Shape& s : shapes) {
         seed++;
@@ -127,7 +128,8 @@ TEST_CASE("cuda rmsnorm: every version", "[cuda]") {
     struct Shape {
         int n, dim;
     };
-    const Shape shapes[] = {{1, 1}, {3, 7}, {4, 96}, {5, 1000}, {2, 4096}, {3, 4099}, {1, 8192}, {300, 288}};
+    const Shape shapes[] = {{1, 1}, {3, 7}, {4, 96}, {5, 1000}, {2, 4096}, {3, 4099}, {1, 8192}, {300, 288},
+                            {5000, 3}};  // more rows than blocks: each block loops over rows
     uint64_t seed = 3000;
     for (const Shape& s : shapes) {
         seed += 2;
