@@ -13,6 +13,8 @@ CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=c
 BUILD ?= build
 BIN   ?= kvshare
 TEST_BIN := $(BUILD)/run_tests
+# the [cuda] tests on the CPU emulator (see "CUDA on the CPU" below)
+EMU_BIN  := $(BUILD)/run_tests_emulated
 
 CPU_SRC  := $(wildcard src/*.cpp reference/*.cpp)
 CPU_SRC  := $(filter-out src/main.cpp src/cuda_missing.cpp,$(CPU_SRC))
@@ -63,9 +65,13 @@ $(BUILD)/cuda/%.o: cuda/%.cu
 $(TEST_BIN): $(TEST_OBJ) $(CPU_OBJ) $(CUDA_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(BENCH_LIBS)
 
-test: $(BIN) $(TEST_BIN)
+# The tests, the CLI's bad-input checks, then the [cuda] tests again on the CPU emulator
+# (below): without a GPU the first run skips them, and the emulator is what checks the
+# kernels' logic; with one it checks them in thread orders a GPU seldom shows.
+test: $(BIN) $(TEST_BIN) $(EMU_BIN)
 	./$(TEST_BIN) $(TEST_ARGS)
 	bash tests/cli_errors.sh ./$(BIN)
+	$(MAKE) --no-print-directory test-emulated
 
 # Benchmarks (timings never go in tests): CPU decode of the stories15M shape, its per-plan
 # decode and prefill tables (a few seconds each on two cores), then every CUDA kernel version
@@ -122,17 +128,20 @@ EMU_KERNEL_FLAGS := -Wno-unknown-pragmas -fno-strict-aliasing
 # GCC's -Wmaybe-uninitialized misfires under the sanitizers (in libstdc++'s regex here).
 EMU_ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
                   -Wno-maybe-uninitialized
-EMU_BIN      := $(BUILD)/run_tests_emulated
 EMU_ASAN_BIN := $(BUILD)/run_tests_emulated_asan
 emu_objs = $(EMU_CPP:%.cpp=$(1)/%.o) $(EMU_CU:%.cu=$(1)/%.o)
 .SECONDARY: $(EMU_GEN)
 
 .PHONY: test-emulated test-emulated-asan
+# Every [cuda] test with threads in launch order, then the kernel tests ([kernel], seconds)
+# in reverse and in a seeded random order: a missing barrier can hide in one order only.
 test-emulated: $(EMU_BIN)
-	./$(EMU_BIN) "[cuda]" $(TEST_ARGS)
+	./$(EMU_BIN) "[cuda]" $(EMU_ARGS)
+	KVS_EMU_ORDER=reverse ./$(EMU_BIN) "[kernel]" $(EMU_ARGS)
+	KVS_EMU_ORDER=random KVS_EMU_SEED=1 ./$(EMU_BIN) "[kernel]" $(EMU_ARGS)
 
 test-emulated-asan: $(EMU_ASAN_BIN)
-	ASAN_OPTIONS=detect_leaks=0 ./$(EMU_ASAN_BIN) "[cuda]" $(TEST_ARGS)
+	ASAN_OPTIONS=detect_leaks=0 ./$(EMU_ASAN_BIN) "[cuda]" $(EMU_ARGS)
 
 $(BUILD)/emu-src/cuda/%.cpp: cuda/%.cu $(EMU_DIR)/rewrite.pl
 	@mkdir -p $(dir $@)

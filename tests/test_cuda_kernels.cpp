@@ -70,7 +70,7 @@ void fill_cache(std::vector<float>& k, std::vector<float>& v, int batch, int con
 
 }  // namespace
 
-TEST_CASE("cuda gemm: every version matches the reference matmul", "[cuda]") {
+TEST_CASE("cuda gemm: every version matches the reference matmul", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     struct Shape {
         int n, k, d;
@@ -93,7 +93,7 @@ TEST_CASE("cuda gemm: every version matches the reference matmul", "[cuda]") {
     }
 }
 
-TEST_CASE("cuda softmax: every version, odd widths and large outliers", "[cuda]") {
+TEST_CASE("cuda softmax: every version, odd widths and large outliers", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     struct Shape {
         int rows, n;
@@ -123,7 +123,7 @@ TEST_CASE("cuda softmax: every version, odd widths and large outliers", "[cuda]"
     }
 }
 
-TEST_CASE("cuda rmsnorm: every version", "[cuda]") {
+TEST_CASE("cuda rmsnorm: every version", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     struct Shape {
         int n, dim;
@@ -146,7 +146,7 @@ TEST_CASE("cuda rmsnorm: every version", "[cuda]") {
     }
 }
 
-TEST_CASE("cuda rope: adjacent and half-split pairs", "[cuda]") {
+TEST_CASE("cuda rope: adjacent and half-split pairs", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     struct Shape {
         int n, n_heads, head_size;
@@ -168,7 +168,7 @@ TEST_CASE("cuda rope: adjacent and half-split pairs", "[cuda]") {
         }
 }
 
-TEST_CASE("cuda swiglu and residual add", "[cuda]") {
+TEST_CASE("cuda swiglu and residual add", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     uint64_t seed = 5000;
     for (size_t n : {(size_t)1, (size_t)3, (size_t)1000, (size_t)4099, (size_t)65539})
@@ -185,7 +185,7 @@ TEST_CASE("cuda swiglu and residual add", "[cuda]") {
         }
 }
 
-TEST_CASE("cuda embedding lookup", "[cuda]") {
+TEST_CASE("cuda embedding lookup", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     const int vocab = 50;
     uint64_t seed = 6000;
@@ -202,7 +202,7 @@ TEST_CASE("cuda embedding lookup", "[cuda]") {
         }
 }
 
-TEST_CASE("cuda attention prefill: causal and strict, grouped heads, every version", "[cuda]") {
+TEST_CASE("cuda attention prefill: causal and strict, grouped heads, every version", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     struct Shape {
         int batch, n, p0, context, n_heads, n_kv_heads, hs;
@@ -234,7 +234,7 @@ TEST_CASE("cuda attention prefill: causal and strict, grouped heads, every versi
         }
 }
 
-TEST_CASE("cuda attention decode: split along positions, every version", "[cuda]") {
+TEST_CASE("cuda attention decode: split along positions, every version", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     struct Shape {
         int batch, pos, context, n_heads, n_kv_heads, hs;
@@ -264,7 +264,7 @@ TEST_CASE("cuda attention decode: split along positions, every version", "[cuda]
         }
 }
 
-TEST_CASE("cuda kernels reject bad arguments with an error", "[cuda]") {
+TEST_CASE("cuda kernels reject bad arguments with an error", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     float* none = nullptr;
     CHECK_THROWS(gemm(gemm_versions() + 1, none, none, none, 1, 1, 1));
