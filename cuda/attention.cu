@@ -12,8 +12,9 @@
 //   1 warp per (sequence, head), version 1 of prefill with n = 1
 //   2 split                   the positions are cut into chunks; a block takes one chunk of
 //                             one KV head for all query heads of its group (K/V read once)
-//                             and writes a partial (max, sum, weighted V); a second kernel
-//                             merges the chunks. Fills the GPU even for batch 1, long context.
+//                             and writes a partial (max, sum, weighted V) to the caller's
+//                             workspace; a second kernel merges the chunks. Fills the GPU
+//                             even for batch 1, long context.
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
 
@@ -365,23 +366,12 @@ __global__ void attn_decode_merge_kernel(float* out, const float* part, int hs, 
     }
 }
 
-// The partials live in a device buffer that only grows (cudaFree waits for earlier work).
-float* decode_scratch(size_t floats) {
-    static float* buf = nullptr;
-    static size_t cap = 0;
-    if (floats > cap) {
-        if (buf) CUDA_CHECK(cudaFree(buf));
-        buf = nullptr;
-        cap = 0;
-        CUDA_CHECK(cudaMalloc(&buf, floats * sizeof(float)));
-        cap = floats;
-    }
-    return buf;
-}
+// Chunks are never shorter than this many keys, which bounds the workspace.
+constexpr int DEC_MIN_CHUNK = 32;
 
 template <int DPL>
 void launch_decode_split(float* out, const float* q, const float* k, const float* v, int batch, int pos, int context,
-                         bool strict, int n_heads, int n_kv_heads, int hs, float scale) {
+                         bool strict, int n_heads, int n_kv_heads, int hs, float scale, float* part) {
     const int vis = pos + (strict ? 0 : 1);
     const int group = n_heads / n_kv_heads;
     int splits = 0, chunk = 32;
@@ -392,10 +382,9 @@ void launch_decode_split(float* out, const float* q, const float* k, const float
         const int want = std::max(1, ceil_div(num_sms() * 8, base));
         chunk = ceil_div(ceil_div(vis, want), 32) * 32;
         chunk = std::min(512, std::max(64, chunk));
-        while (chunk > 32 && decode_smem_bytes(group, hs, chunk) > 48 * 1024) chunk /= 2;
+        while (chunk > DEC_MIN_CHUNK && decode_smem_bytes(group, hs, chunk) > 48 * 1024) chunk /= 2;
         splits = ceil_div(vis, chunk);
     }
-    float* part = decode_scratch(std::max<size_t>(1, (size_t)batch * n_heads * splits * (hs + 2)));
     if (splits > 0) {
         const size_t bytes = decode_smem_bytes(group, hs, chunk);
         allow_dynamic_smem((const void*)attn_decode_split_kernel<DPL>, bytes);
@@ -462,13 +451,23 @@ void attention_prefill_gpu(int version, float* out, const float* q, const float*
     }
 }
 
+size_t attention_decode_workspace_floats(int batch, int context, int n_heads, int head_size) {
+    if (batch < 0 || context < 0 || n_heads < 0 || head_size < 0) bad_args("attention decode workspace: negative size");
+    return (size_t)batch * n_heads * ceil_div(context, DEC_MIN_CHUNK) * (head_size + 2);
+}
+
 void attention_decode_gpu(int version, float* out, const float* q, const float* k, const float* v, int batch, int pos,
-                          int context, bool strict, int n_heads, int n_kv_heads, int head_size) {
+                          int context, bool strict, int n_heads, int n_kv_heads, int head_size, float* workspace,
+                          size_t workspace_floats) {
     check_shape("attention decode", batch, n_heads, n_kv_heads, head_size);
     if (pos < 0 || pos >= context)
         bad_args("attention decode: position " + std::to_string(pos) + " outside a context of " + std::to_string(context));
     if (version == 0) version = 2;
     if (version < 1 || version > 2) bad_args("attention decode: no version " + std::to_string(version) + " (1..2, 0 = auto)");
+    const size_t need = attention_decode_workspace_floats(batch, context, n_heads, head_size);
+    if (version == 2 && (workspace_floats < need || (need > 0 && workspace == nullptr)))
+        bad_args("attention decode: a workspace of " + std::to_string(workspace_floats) + " floats, " +
+                 std::to_string(need) + " needed");
     if (batch == 0) return;
     const float scale = 1.0f / sqrtf((float)head_size);
     const int dpl = dims_per_lane(head_size);
@@ -482,10 +481,10 @@ void attention_decode_gpu(int version, float* out, const float* q, const float* 
         }
     } else {
         switch (dpl) {
-            case 1: launch_decode_split<1>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale); break;
-            case 2: launch_decode_split<2>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale); break;
-            case 4: launch_decode_split<4>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale); break;
-            default: launch_decode_split<8>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale); break;
+            case 1: launch_decode_split<1>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale, workspace); break;
+            case 2: launch_decode_split<2>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale, workspace); break;
+            case 4: launch_decode_split<4>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale, workspace); break;
+            default: launch_decode_split<8>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale, workspace); break;
         }
     }
 }

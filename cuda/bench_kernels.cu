@@ -302,7 +302,8 @@ void bench_attention(const Options& opt, double cublas_gflops, double copy_gbs) 
         };
         for (Case c : {Case{8, 4096}, Case{1, 32768}}) {
             const int pos = c.ctx - 1;
-            Dev<float> q((size_t)c.batch * q_dim), out(q.n), k((size_t)c.batch * c.ctx * kv_dim), v(k.n);
+            Dev<float> q((size_t)c.batch * q_dim), out(q.n), k((size_t)c.batch * c.ctx * kv_dim), v(k.n),
+                workspace(attention_decode_workspace_floats(c.batch, c.ctx, n_heads, hs));
             fill(q, 16);
             fill(k, 17);
             fill(v, 18);
@@ -310,7 +311,8 @@ void bench_attention(const Options& opt, double cublas_gflops, double copy_gbs) 
             const std::string shape = "b" + std::to_string(c.batch) + " pos " + std::to_string(pos) + " h32/8 d128";
             for (int ver = 1; ver <= attention_decode_versions(); ver++) {
                 const double ms = time_ms(opt, [&] {
-                    attention_decode_gpu(ver, out.p, q.p, k.p, v.p, c.batch, pos, c.ctx, false, n_heads, n_kv, hs);
+                    attention_decode_gpu(ver, out.p, q.p, k.p, v.p, c.batch, pos, c.ctx, false, n_heads, n_kv, hs,
+                                         workspace.p, workspace.n);
                 });
                 print_row("attention decode", vname(ver, attention_decode_version_name(ver)), shape, ms,
                           bytes / (ms * 1e-3) / 1e9, "GB/s", copy_gbs);

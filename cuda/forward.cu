@@ -122,6 +122,7 @@ CudaBackend::CudaBackend(const Model& m, int batch, int context) : config_(m.con
     value_cache_.reserve(kv_.floats());
     key_cache_.zero();
     value_cache_.zero();
+    s_.decode_work.reserve(attention_decode_workspace_floats(batch, context, c.n_heads, c.head_size()));
     grow(batch);
 }
 
@@ -173,7 +174,7 @@ void CudaBackend::run_layer(int l, int n, int p0) {
     // strict (s < p) for an upward source or diag=all, else causal (s <= p): Plan::strict
     if (n == 1)
         attention_decode_gpu(0, s.att.get(), s.q.get(), key_slot(slot), value_slot(slot), batch_, p0, kv_.context,
-                             plan_.strict(l), c.n_heads, c.n_kv_heads, hs);
+                             plan_.strict(l), c.n_heads, c.n_kv_heads, hs, s.decode_work.get(), s.decode_work.size());
     else
         attention_prefill_gpu(0, s.att.get(), s.q.get(), key_slot(slot), value_slot(slot), batch_, n, p0, kv_.context,
                               plan_.strict(l), c.n_heads, c.n_kv_heads, hs);

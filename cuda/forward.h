@@ -67,6 +67,7 @@ struct GpuRunState {
     DeviceArray<float> att;          // (rows, q_dim)
     DeviceArray<float> hb, hb2;      // (rows, hidden_dim)
     DeviceArray<float> block_input;  // x at a cyclic block's entry, restored every iteration
+    DeviceArray<float> decode_work;  // split decode's partials: attention_decode_workspace_floats
     DeviceArray<int> tokens;         // (rows)
     DeviceArray<int> positions;      // (rows)
     DeviceArray<float> hidden;       // (batch, logit_positions, dim) after the final norm

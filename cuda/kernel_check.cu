@@ -173,12 +173,14 @@ std::vector<float> check_attention_decode(int version, const std::vector<float>&
     expect_size("check_attention_decode q", q.size(), q_floats);
     expect_size("check_attention_decode k", k.size(), kv_floats);
     expect_size("check_attention_decode v", v.size(), kv_floats);
-    Guarded<float> dq(q_floats), dk(kv_floats), dv(kv_floats), dout(q_floats);
+    const size_t ws_floats = attention_decode_workspace_floats(batch, context, n_heads, head_size);
+    Guarded<float> dq(q_floats), dk(kv_floats), dv(kv_floats), dout(q_floats), workspace(ws_floats);
     dq.upload(q);
     dk.upload(k);
     dv.upload(v);
     attention_decode_gpu(version, dout.data(), dq.data(), dk.data(), dv.data(), batch, pos, context, strict, n_heads,
-                         n_kv_heads, head_size);
+                         n_kv_heads, head_size, workspace.data(), ws_floats);
     finish();
+    workspace.download("attention decode workspace");  // throws if written outside
     return dout.download("attention decode");
 }

@@ -58,5 +58,9 @@ void attention_prefill_gpu(int version, float* out, const float* q, const float*
 // block per chunk and KV head, all heads of its group) and merged.
 int attention_decode_versions();
 const char* attention_decode_version_name(int version);
+// Version 2 keeps each chunk's partial softmax (max, sum, head_size weighted values) in
+// `workspace`, owned by the caller; this many floats cover any pos < context.
+size_t attention_decode_workspace_floats(int batch, int context, int n_heads, int head_size);
 void attention_decode_gpu(int version, float* out, const float* q, const float* k, const float* v, int batch, int pos,
-                          int context, bool strict, int n_heads, int n_kv_heads, int head_size);
+                          int context, bool strict, int n_heads, int n_kv_heads, int head_size, float* workspace,
+                          size_t workspace_floats);

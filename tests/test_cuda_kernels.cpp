@@ -272,8 +272,13 @@ TEST_CASE("cuda kernels reject bad arguments with an error", "[cuda][kernel]") {
     CHECK_THROWS(rope_gpu(none, nullptr, 1, 1, 7, 10000.0f, RopeStyle::Adjacent));            // odd head size
     CHECK_THROWS(attention_prefill_gpu(0, none, none, none, none, 1, 1, 0, 4, false, 3, 2, 16));  // 2 does not divide 3
     CHECK_THROWS(attention_prefill_gpu(0, none, none, none, none, 1, 5, 0, 4, false, 2, 1, 16));  // 5 > context 4
-    CHECK_THROWS(attention_decode_gpu(0, none, none, none, none, 1, 4, 4, false, 2, 1, 16));      // pos outside context
-    CHECK_THROWS(attention_decode_gpu(0, none, none, none, none, 1, 0, 4, false, 2, 1, 512));     // head size > 256
+    CHECK_THROWS(attention_decode_gpu(0, none, none, none, none, 1, 4, 4, false, 2, 1, 16, none, 0));  // pos outside context
+    CHECK_THROWS(attention_decode_gpu(0, none, none, none, none, 1, 0, 4, false, 2, 1, 512, none, 0));  // head size > 256
+    // split decode's workspace: (batch, n_heads, ceil(context / 32) chunks, head_size + 2)
+    CHECK(attention_decode_workspace_floats(2, 100, 4, 16) == (size_t)2 * 4 * 4 * 18);
+    const size_t need = attention_decode_workspace_floats(1, 64, 2, 16);
+    CHECK_THROWS_WITH(attention_decode_gpu(2, none, none, none, none, 1, 0, 64, false, 2, 1, 16, none, need - 1),
+                      Catch::Matchers::Contains("workspace"));
 }
 
 #endif  // KVSHARE_CUDA
