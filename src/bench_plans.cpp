@@ -84,14 +84,20 @@ CopyCeiling cpu_copy_ceiling(size_t bytes, int runs) {
 // ---------------------------------------------------------------------------
 // options
 
+Args plan_bench_args(int argc, char** argv, const std::string& which) {
+    std::set<std::string> with_value = {"--preset", "--plans", "--device", "--batch", "--prompt", "--repeats", "-s"};
+    if (which == "plans") with_value.insert({"-n", "--copy-size"});
+    else with_value.insert("--iterations");
+    return parse_args(argc, argv, 1, "kvshare bench " + which, with_value, {});
+}
+
 PlanBenchOptions parse_plan_bench(int argc, char** argv, const std::string& which) {
+    return plan_bench_options(plan_bench_args(argc, argv, which), which);
+}
+
+PlanBenchOptions plan_bench_options(const Args& a, const std::string& which) {
     const bool plans = which == "plans";
     const std::string cmd = "kvshare bench " + which;
-    std::set<std::string> with_value = {"--preset", "--plans", "--device", "--batch", "--prompt", "--repeats", "-s"};
-    if (plans) with_value.insert({"-n", "--copy-size"});
-    else with_value.insert("--iterations");
-    Args a = parse_args(argc, argv, 1, cmd, with_value, {});
-
     PlanBenchOptions o;
     o.batch = a.get_int("--batch", 1);
     o.prompt = a.get_int("--prompt", plans ? 32 : 64);
@@ -197,24 +203,24 @@ static void print_decode_table(const PlanBenchOptions& o, const DecodeTable& t) 
 }
 
 int bench_plans(int argc, char** argv) {
-    for (int i = 1; i < argc; i++)
-        if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-            std::printf(
-                "usage: kvshare bench plans (MODEL | --preset NAME) [--plans \"P1 P2 ...\"] [--device cpu|cuda|both]\n"
-                "         [--batch B] [--prompt N] [-n STEPS] [--repeats R] [--copy-size SIZE] [-s SEED]\n"
-                "For each plan (default: standard, cla:2, yoco, sandwich-middle:L/2, lckv:2) and device, prefills\n"
-                "B random prompts of N tokens (default 1 x 32) and decodes STEPS tokens (default 64), R times\n"
-                "(default 5) after one warm-up; one row per (plan, device): KV layers, median prefill and decode\n"
-                "tokens/s, the bytes a decode step must move at least once (every weight once, the embedding's\n"
-                "batch rows only, W_K/W_V of KV layers only, plus each sequence's visible K/V cache, averaged over\n"
-                "the steps), the GB/s that implies, and its %% of a copy ceiling measured first on the same device:\n"
-                "a device-to-device cudaMemcpy on CUDA, a memcpy on the CPU (the faster of one thread and all\n"
-                "OpenMP threads), both SIZE bytes (default 256M) counted as read + write. --device both adds the\n"
-                "GPU/CPU ratios per plan. A MODEL file needs the standard plan (every plan is applied to it);\n"
-                "--preset makes random weights per plan.\n");
-            return 0;
-        }
-    const PlanBenchOptions o = parse_plan_bench(argc, argv, "plans");
+    const Args a = plan_bench_args(argc, argv, "plans");
+    if (a.has("--help")) {
+        std::printf(
+            "usage: kvshare bench plans (MODEL | --preset NAME) [--plans \"P1 P2 ...\"] [--device cpu|cuda|both]\n"
+            "         [--batch B] [--prompt N] [-n STEPS] [--repeats R] [--copy-size SIZE] [-s SEED]\n"
+            "For each plan (default: standard, cla:2, yoco, sandwich-middle:L/2, lckv:2) and device, prefills\n"
+            "B random prompts of N tokens (default 1 x 32) and decodes STEPS tokens (default 64), R times\n"
+            "(default 5) after one warm-up; one row per (plan, device): KV layers, median prefill and decode\n"
+            "tokens/s, the bytes a decode step must move at least once (every weight once, the embedding's\n"
+            "batch rows only, W_K/W_V of KV layers only, plus each sequence's visible K/V cache, averaged over\n"
+            "the steps), the GB/s that implies, and its %% of a copy ceiling measured first on the same device:\n"
+            "a device-to-device cudaMemcpy on CUDA, a memcpy on the CPU (the faster of one thread and all\n"
+            "OpenMP threads), both SIZE bytes (default 256M) counted as read + write. --device both adds the\n"
+            "GPU/CPU ratios per plan. A MODEL file needs the standard plan (every plan is applied to it);\n"
+            "--preset makes random weights per plan.\n");
+        return 0;
+    }
+    const PlanBenchOptions o = plan_bench_options(a, "plans");
     print_decode_table(o, run_decode_table(o));
     return 0;
 }
@@ -288,20 +294,20 @@ std::vector<PrefillRow> run_prefill_table(const PlanBenchOptions& o, std::vector
 }
 
 int bench_prefill(int argc, char** argv) {
-    for (int i = 1; i < argc; i++)
-        if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-            std::printf(
-                "usage: kvshare bench prefill (MODEL | --preset NAME) [--plans \"P1 P2 ...\"] [--device cpu|cuda|both]\n"
-                "         [--batch B] [--prompt N] [--iterations \"T1 T2 ...\"] [--repeats R] [-s SEED]\n"
-                "For each plan (default: standard, cla:2, yoco, sandwich-middle:L/2, lckv:2), times the prefill of\n"
-                "B random prompts of N tokens (default 1 x 64): token by token, then one pass (plans without a\n"
-                "cyclic block) or parallel iterations T for each T in the list (default \"1 2 4 9\"; always\n"
-                "iterating, even where N <= T). Median of R runs (default 3) after one warm-up. Each row: layer\n"
-                "passes, time, tokens/s, time / the plan's token-by-token time, and time / standard's one-pass\n"
-                "time on the same device (timed as well when standard is not in the list).\n");
-            return 0;
-        }
-    const PlanBenchOptions o = parse_plan_bench(argc, argv, "prefill");
+    const Args a = plan_bench_args(argc, argv, "prefill");
+    if (a.has("--help")) {
+        std::printf(
+            "usage: kvshare bench prefill (MODEL | --preset NAME) [--plans \"P1 P2 ...\"] [--device cpu|cuda|both]\n"
+            "         [--batch B] [--prompt N] [--iterations \"T1 T2 ...\"] [--repeats R] [-s SEED]\n"
+            "For each plan (default: standard, cla:2, yoco, sandwich-middle:L/2, lckv:2), times the prefill of\n"
+            "B random prompts of N tokens (default 1 x 64): token by token, then one pass (plans without a\n"
+            "cyclic block) or parallel iterations T for each T in the list (default \"1 2 4 9\"; always\n"
+            "iterating, even where N <= T). Median of R runs (default 3) after one warm-up. Each row: layer\n"
+            "passes, time, tokens/s, time / the plan's token-by-token time, and time / standard's one-pass\n"
+            "time on the same device (timed as well when standard is not in the list).\n");
+        return 0;
+    }
+    const PlanBenchOptions o = plan_bench_options(a, "prefill");
     std::vector<double> standard_s;
     const std::vector<PrefillRow> rows = run_prefill_table(o, &standard_s);
 

@@ -52,8 +52,11 @@ struct PlanBenchOptions {
     std::vector<int> iterations;  // bench prefill: T values
     size_t copy_bytes = (size_t)256 << 20;  // bench plans: size of the ceiling's copy
 };
-// `which` is "plans" or "prefill"; argv[0] is that word. Every bad value fails here with
-// one line, before anything runs; asking for --help is the caller's business.
+// `which` is "plans" or "prefill"; argv[0] is that word. plan_bench_args rejects unknown
+// options (and notes -h/--help, which is the caller's business); plan_bench_options fails
+// with one line on every bad value, before anything runs. parse_plan_bench does both.
+Args plan_bench_args(int argc, char** argv, const std::string& which);
+PlanBenchOptions plan_bench_options(const Args& a, const std::string& which);
 PlanBenchOptions parse_plan_bench(int argc, char** argv, const std::string& which);
 
 struct DecodeRow {
