@@ -1,6 +1,8 @@
 // Is there a usable GPU? Asked once; every CUDA test and subcommand goes through here.
-// Also the copy ceiling the benchmarks compare memory-bound work against.
+// Also the ceilings the benchmarks compare against: a copy for memory-bound work, the
+// hand-written GEMM for compute-bound work.
 #include "cuda/check.h"
+#include "cuda/kernels.h"
 #include "src/backend.h"
 #include <algorithm>
 #include <string>
@@ -64,4 +66,31 @@ double cuda_copy_gbs(size_t bytes, int runs, int warmup, double* median_ms) {
     const double med = ms[ms.size() / 2];
     if (median_ms) *median_ms = med;
     return 2.0 * (double)bytes / (med * 1e-3) / 1e9;
+}
+
+double cuda_gemm_gflops(int size, int runs, int warmup) {
+    std::string why;
+    if (!cuda_available(&why)) throw std::runtime_error("GEMM ceiling: " + why);
+    if (size < 1 || runs < 1 || warmup < 0) throw std::runtime_error("GEMM ceiling: needs size >= 1 and runs >= 1");
+    const size_t bytes = (size_t)size * size * sizeof(float);
+    CopyScratch s;  // src holds x and w side by side, dst the output
+    CUDA_CHECK(cudaMalloc(&s.src, 2 * bytes));
+    CUDA_CHECK(cudaMalloc(&s.dst, bytes));
+    CUDA_CHECK(cudaMemset(s.src, 0x3c, 2 * bytes));  // every float 0.0115: no NaN, no overflow
+    CUDA_CHECK(cudaEventCreate(&s.start));
+    CUDA_CHECK(cudaEventCreate(&s.stop));
+    const float* x = static_cast<const float*>(s.src);
+    const float* w = x + (size_t)size * size;
+    std::vector<float> ms;
+    for (int i = 0; i < warmup + runs; i++) {
+        CUDA_CHECK(cudaEventRecord(s.start));
+        gemm(0, static_cast<float*>(s.dst), x, w, size, size, size);
+        CUDA_CHECK(cudaEventRecord(s.stop));
+        CUDA_CHECK(cudaEventSynchronize(s.stop));
+        float t = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&t, s.start, s.stop));
+        if (i >= warmup) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    return 2.0 * size * (double)size * size / (ms[ms.size() / 2] * 1e-3) / 1e9;
 }

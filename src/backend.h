@@ -66,3 +66,7 @@ bool cuda_memory_info(size_t* free_bytes, size_t* total_bytes);
 // median of `runs` after `warmup` untimed copies; GB/s counting read + write (2 x bytes), and
 // the median time in ms when asked. Shared by bench kernels and bench plans; fails without a GPU.
 double cuda_copy_gbs(size_t bytes, int runs, int warmup, double* median_ms = nullptr);
+// The GPU's GEMM ceiling for bench plans: the hand-written gemm (version 0, the best for the
+// shape) at n = k = d = `size`, timed with events; GFLOP/s of the median of `runs` after
+// `warmup` untimed runs. Fails without a GPU.
+double cuda_gemm_gflops(int size, int runs, int warmup);

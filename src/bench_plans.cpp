@@ -1,6 +1,7 @@
 // kvshare bench plans and bench prefill (see bench_plans.h). Timing goes through
 // time_generation (src/throughput.h), the loop bench decode and bench throughput use.
 #include "src/bench_plans.h"
+#include "reference/ops.h"
 #include "src/args.h"
 #include "src/throughput.h"
 #include "src/util.h"
@@ -31,6 +32,21 @@ size_t decode_step_bytes(const Config& c, int n_kv_layers, int batch, int positi
 size_t decode_bytes(const Config& c, int n_kv_layers, int batch, int prompt, int steps) {
     size_t total = 0;
     for (int i = 0; i < steps; i++) total += decode_step_bytes(c, n_kv_layers, batch, prompt + i + 1);
+    return total;
+}
+
+size_t decode_step_flops(const Config& c, int n_kv_layers, int batch, int positions) {
+    const size_t D = c.dim, H = c.hidden_dim, L = c.n_layers, KV = c.kv_dim(), Q = c.q_dim();
+    const size_t weights = L * (Q * D + D * Q + 3 * H * D)     // W_Q, W_O, W1, W2, W3
+                           + (size_t)n_kv_layers * 2 * KV * D  // W_K, W_V of KV layers only
+                           + (size_t)c.vocab_size * D;         // classifier
+    const size_t attention = L * 2 * 2 * Q * (size_t)positions;  // q.k and the sum of V, every layer
+    return (size_t)batch * (2 * weights + attention);
+}
+
+size_t decode_flops(const Config& c, int n_kv_layers, int batch, int prompt, int steps) {
+    size_t total = 0;
+    for (int i = 0; i < steps; i++) total += decode_step_flops(c, n_kv_layers, batch, prompt + i + 1);
     return total;
 }
 
@@ -82,11 +98,27 @@ CopyCeiling cpu_copy_ceiling(size_t bytes, int runs) {
 }
 
 // ---------------------------------------------------------------------------
+// the CPU GEMM ceiling
+
+double cpu_gemm_gflops(int size, int runs) {
+    if (size < 1 || runs < 1) fail("GEMM ceiling: needs size >= 1 and runs >= 1");
+    const size_t n = (size_t)size * size;
+    std::vector<float> x(n, 0.0115f), w(n, 0.0115f), out(n);
+    std::vector<double> s;
+    for (int r = 0; r < runs + 1; r++) {  // the first is a warm-up
+        const double t0 = now_seconds();
+        matmul(out.data(), x.data(), w.data(), size, size, size);
+        if (r > 0) s.push_back(now_seconds() - t0);
+    }
+    return 2.0 * (double)n * size / median(s) / 1e9;
+}
+
+// ---------------------------------------------------------------------------
 // options
 
 Args plan_bench_args(int argc, char** argv, const std::string& which) {
     std::set<std::string> with_value = {"--preset", "--plans", "--device", "--batch", "--prompt", "--repeats", "-s"};
-    if (which == "plans") with_value.insert({"-n", "--copy-size"});
+    if (which == "plans") with_value.insert({"-n", "--copy-size", "--gemm-size"});
     else with_value.insert("--iterations");
     return parse_args(argc, argv, 1, "kvshare bench " + which, with_value, {});
 }
@@ -106,6 +138,10 @@ PlanBenchOptions plan_bench_options(const Args& a, const std::string& which) {
     if (o.batch < 1 || o.prompt < 1 || o.repeats < 1 || (plans && o.steps < 1))
         fail(cmd + ": --batch, --prompt, --repeats" + (plans ? " and -n" : "") + " must be at least 1");
     if (plans) o.copy_bytes = a.has("--copy-size") ? parse_bytes(a.get("--copy-size"), cmd + " --copy-size") : o.copy_bytes;
+    if (plans && a.has("--gemm-size")) {
+        o.gemm_size = a.get_int("--gemm-size", 0);
+        if (o.gemm_size < 1) fail(cmd + ": --gemm-size must be at least 1");
+    }
     else o.iterations = parse_int_list(a.get("--iterations", "1 2 4 9"), cmd + " --iterations");
     if (a.has("--preset") ? !a.positional.empty() : a.positional.size() > 1)
         fail(cmd + ": give one MODEL or --preset NAME, not both (see --help)");
@@ -140,11 +176,22 @@ DecodeTable run_decode_table(const PlanBenchOptions& o) {
                           format_bytes((double)o.copy_bytes).c_str(), c.one_thread_gbs, c.threads, c.all_threads_gbs);
         }
         n.how = how;
+        const int size = o.gemm_size > 0 ? o.gemm_size : d == Device::CUDA ? 4096 : 1024;
+        if (d == Device::CUDA) {
+            n.gflops = cuda_gemm_gflops(size, 5, 1);
+            std::snprintf(how, sizeof how, "kvshare's gemm at %d^3, events, median of 5", size);
+        } else {
+            n.gflops = cpu_gemm_gflops(size, 3);
+            std::snprintf(how, sizeof how, "the reference matmul at %d^3, %d OpenMP threads, median of 3", size,
+                          omp_get_max_threads());
+        }
+        n.gemm_how = how;
         t.ceilings.push_back(n);
     }
     for (const Plan& p : o.plans) {
         Model m = o.models.make(p);
         const size_t bytes = decode_bytes(m.config, p.n_kv_layers(), o.batch, o.prompt, o.steps);
+        const size_t flops = decode_flops(m.config, p.n_kv_layers(), o.batch, o.prompt, o.steps);
         for (size_t i = 0; i < o.devices.size(); i++) {
             GenerationSettings s;
             s.device = o.devices[i];
@@ -160,6 +207,9 @@ DecodeTable run_decode_table(const PlanBenchOptions& o) {
             row.step_bytes = bytes / (size_t)o.steps;
             row.gbs = r.decode_s > 0 ? (double)bytes / r.decode_s / 1e9 : 0;
             row.ceiling_gbs = t.ceilings[i].gbs;
+            row.step_flops = flops / (size_t)o.steps;
+            row.gflops = r.decode_s > 0 ? (double)flops / r.decode_s / 1e9 : 0;
+            row.ceiling_gflops = t.ceilings[i].gflops;
             t.rows.push_back(row);
         }
     }
@@ -176,24 +226,30 @@ static void print_decode_table(const PlanBenchOptions& o, const DecodeTable& t) 
     std::printf("bench plans: %s, batch %d, prompt %d (prefilled as generate does by default), decode %d steps, "
                 "median of %d repeats after 1 warm-up\n",
                 o.models.name.c_str(), o.batch, o.prompt, o.steps, o.repeats);
-    for (const CeilingNote& n : t.ceilings)
-        std::printf("copy ceiling %-4s %8.1f GB/s  (%s)\n", device_word(n.device), n.gbs, n.how.c_str());
+    for (const CeilingNote& n : t.ceilings) {
+        std::printf("copy ceiling %-4s %8.1f GB/s      (%s)\n", device_word(n.device), n.gbs, n.how.c_str());
+        std::printf("GEMM ceiling %-4s %8.1f GFLOP/s   (%s)\n", device_word(n.device), n.gflops, n.gemm_how.c_str());
+    }
     const bool both = o.devices.size() > 1;
-    std::printf("%-20s %-6s %4s %14s %14s %12s %9s %8s", "plan", "device", "kv", "prefill tok/s", "decode tok/s",
-                "bytes/step", "GB/s", "% copy");
+    std::printf("%-20s %-6s %4s %14s %14s %12s %9s %8s %10s %8s", "plan", "device", "kv", "prefill tok/s",
+                "decode tok/s", "bytes/step", "GB/s", "% copy", "GFLOP/s", "% GEMM");
     if (both) std::printf(" %16s %15s", "gpu/cpu prefill", "gpu/cpu decode");
     std::printf("\n");
     for (const DecodeRow& r : t.rows) {
-        std::printf("%-20s %-6s %4d %14.1f %14.1f %12s %9.2f %7.1f%%", r.plan.c_str(), device_word(r.device),
-                    r.kv_layers, r.prefill_tok_s, r.decode_tok_s, format_bytes((double)r.step_bytes).c_str(), r.gbs,
-                    r.ceiling_gbs > 0 ? 100.0 * r.gbs / r.ceiling_gbs : 0.0);
+        std::printf("%-20s %-6s %4d %14.1f %14.1f %12s %9.2f %7.1f%% %10.2f %7.1f%%", r.plan.c_str(),
+                    device_word(r.device), r.kv_layers, r.prefill_tok_s, r.decode_tok_s,
+                    format_bytes((double)r.step_bytes).c_str(), r.gbs,
+                    r.ceiling_gbs > 0 ? 100.0 * r.gbs / r.ceiling_gbs : 0.0, r.gflops,
+                    r.ceiling_gflops > 0 ? 100.0 * r.gflops / r.ceiling_gflops : 0.0);
         const DecodeRow* cpu = find_row(t, r.plan, Device::CPU);
         if (both && r.device == Device::CUDA && cpu && cpu->prefill_tok_s > 0 && cpu->decode_tok_s > 0)
             std::printf(" %15.2fx %14.2fx", r.prefill_tok_s / cpu->prefill_tok_s, r.decode_tok_s / cpu->decode_tok_s);
         std::printf("\n");
     }
     std::printf("bytes/step: every weight once (embedding: the batch's rows; W_K/W_V: KV layers only) plus each\n"
-                "sequence's visible K/V, averaged over the steps; GB/s = those bytes / decode time.\n");
+                "sequence's visible K/V, averaged over the steps; GB/s = those bytes / decode time. GFLOP/s:\n"
+                "2 per weight multiply-add of every matmul, per sequence, plus attention's, / decode time.\n"
+                "A step is memory-bound while %% copy is the larger of the two, compute-bound once %% GEMM is.\n");
     for (const DecodeRow& r : t.rows)
         if (r.gbs > r.ceiling_gbs && r.ceiling_gbs > 0) {
             std::printf("over 100%%: decode mostly reads, and a read stream can outrun a copy (which also writes),\n"
@@ -207,7 +263,8 @@ int bench_plans(int argc, char** argv) {
     if (a.has("--help")) {
         std::printf(
             "usage: kvshare bench plans (MODEL | --preset NAME) [--plans \"P1 P2 ...\"] [--device cpu|cuda|both]\n"
-            "         [--batch B] [--prompt N] [-n STEPS] [--repeats R] [--copy-size SIZE] [-s SEED]\n"
+            "         [--batch B] [--prompt N] [-n STEPS] [--repeats R] [--copy-size SIZE] [--gemm-size G]\n"
+            "         [-s SEED]\n"
             "For each plan (default: standard, cla:2, yoco, sandwich-middle:L/2, lckv:2) and device, prefills\n"
             "B random prompts of N tokens (default 1 x 32) and decodes STEPS tokens (default 64), R times\n"
             "(default 5) after one warm-up; one row per (plan, device): KV layers, median prefill and decode\n"
@@ -215,9 +272,12 @@ int bench_plans(int argc, char** argv) {
             "batch rows only, W_K/W_V of KV layers only, plus each sequence's visible K/V cache, averaged over\n"
             "the steps), the GB/s that implies, and its %% of a copy ceiling measured first on the same device:\n"
             "a device-to-device cudaMemcpy on CUDA, a memcpy on the CPU (the faster of one thread and all\n"
-            "OpenMP threads), both SIZE bytes (default 256M) counted as read + write. --device both adds the\n"
-            "GPU/CPU ratios per plan. A MODEL file needs the standard plan (every plan is applied to it);\n"
-            "--preset makes random weights per plan.\n");
+            "OpenMP threads), both SIZE bytes (default 256M) counted as read + write; and the arithmetic a\n"
+            "step does (2 flops per weight multiply-add per sequence, plus attention's), its GFLOP/s, and its\n"
+            "%% of a GEMM ceiling measured first on the device: the GEMM the forward runs at G^3 (default 1024\n"
+            "on the CPU, 4096 on CUDA). Batch 1 is bound by memory; a large batch by the GEMM. --device both\n"
+            "adds the GPU/CPU ratios per plan. A MODEL file needs the standard plan (every plan is applied\n"
+            "to it); --preset makes random weights per plan.\n");
         return 0;
     }
     const PlanBenchOptions o = plan_bench_options(a, "plans");

@@ -25,6 +25,16 @@ size_t decode_step_bytes(const Config& c, int n_kv_layers, int batch, int positi
 // prompt + i + 1 positions, as time_generation's decode steps do.
 size_t decode_bytes(const Config& c, int n_kv_layers, int batch, int prompt, int steps);
 
+// The arithmetic of one decode step for `batch` sequences that each hold `positions` tokens
+// once the step's token is appended: 2 flops per multiply-add of every matmul (W_Q, W_O, W1,
+// W2, W3 in every layer, W_K and W_V in the n_kv_layers KV layers, the classifier) for each
+// sequence, plus attention in every layer: q.k and the weighted sum of V, 2 x 2 x n_heads x
+// head_size per visible position (counted as `positions`, as decode_step_bytes does).
+// Norms, RoPE, SwiGLU and softmax are left out: a few flops per activation, not per weight.
+size_t decode_step_flops(const Config& c, int n_kv_layers, int batch, int positions);
+// Summed over the steps, as decode_bytes.
+size_t decode_flops(const Config& c, int n_kv_layers, int batch, int prompt, int steps);
+
 // Layer passes of one parallel prefill with T iterations per cyclic block: layers outside
 // the blocks once, each block's layers T times (lckv:2 on 8 layers, T = 9: 1 + 6 x 9 + 1 = 56).
 int prefill_layer_passes(const Plan& p, int iterations);
@@ -41,6 +51,11 @@ struct CopyCeiling {
 };
 CopyCeiling cpu_copy_ceiling(size_t bytes, int runs);
 
+// The CPU's GEMM ceiling: the reference matmul (what the CPU forward runs) at
+// n = k = d = `size` on all OpenMP threads, GFLOP/s of the median of `runs` after one
+// warm-up. Decode at a large batch is bound by this, not by memory.
+double cpu_gemm_gflops(int size, int runs);
+
 // ---------------------------------------------------------------------------
 // the commands' settings and rows
 
@@ -51,6 +66,7 @@ struct PlanBenchOptions {
     int batch = 1, prompt = 32, steps = 64, repeats = 5;
     std::vector<int> iterations;  // bench prefill: T values
     size_t copy_bytes = (size_t)256 << 20;  // bench plans: size of the ceiling's copy
+    int gemm_size = 0;  // bench plans: the GEMM ceiling's n = k = d; 0: 1024 on the CPU, 4096 on CUDA
 };
 // `which` is "plans" or "prefill"; argv[0] is that word. plan_bench_args rejects unknown
 // options (and notes -h/--help, which is the caller's business); plan_bench_options fails
@@ -67,11 +83,16 @@ struct DecodeRow {
     size_t step_bytes = 0;     // decode_bytes over the steps / steps
     double gbs = 0;            // decode_bytes / decode time
     double ceiling_gbs = 0;    // the device's copy ceiling in this run
+    size_t step_flops = 0;     // decode_flops over the steps / steps
+    double gflops = 0;         // decode_flops / decode time
+    double ceiling_gflops = 0; // the device's GEMM ceiling in this run
 };
-struct CeilingNote {           // how a device's ceiling was measured, for the header
+struct CeilingNote {           // how a device's ceilings were measured, for the header
     Device device = Device::CPU;
     double gbs = 0;
     std::string how;
+    double gflops = 0;
+    std::string gemm_how;
 };
 struct DecodeTable {
     std::vector<CeilingNote> ceilings;

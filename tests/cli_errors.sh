@@ -75,6 +75,7 @@ expect_error "plans zero batch"     "at least 1"        -- "$BIN" bench plans --
 expect_error "plans context"        "exceeds"           -- "$BIN" bench plans --preset tiny --prompt 60 -n 8
 expect_error "plans bad device"     "unknown device"    -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --device tpu
 expect_error "plans bad copy size"  "not a size"        -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --copy-size big
+expect_error "plans bad gemm size"  "at least 1"        -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --gemm-size 0
 expect_error "plans no model"       "MODEL"             -- "$BIN" bench plans
 expect_error "plans model and preset" "not both"        -- "$BIN" bench plans "$T/m.kvs" --preset tiny
 expect_error "plans needs standard" "K/V weights" -- "$BIN" bench plans "$T/lckv.kvs" --plans standard --prompt 8 -n 8

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include "src/bench_plans.h"
 #include "src/util.h"
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,49 @@ TEST_CASE("decode_step_bytes agrees with the weights a model allocates", "[bench
             CHECK(decode_step_bytes(c, m.plan.n_kv_layers(), 3, 0) == weights + 3 * c.dim * sizeof(float));
         }
     }
+}
+
+TEST_CASE("decode_flops: 2 per weight multiply-add plus attention, worked out by hand", "[bench_plans]") {
+    // tiny (see above), cla:2 with 4 KV layers, batch 2
+    const Config c = preset_config("tiny");
+    const size_t matmul_weights = 8 * (48 * 48 + 48 * 48 + 3 * 100 * 48)  // W_Q, W_O, W1, W2, W3
+                                  + 4 * 2 * 24 * 48                      // W_K, W_V of 4 KV layers
+                                  + 259 * 48;                            // classifier
+    CHECK(matmul_weights == 173712);
+    const size_t attention_per_position = 8 * 2 * 2 * 48;  // 8 layers, q.k and sum of V, 4 heads x 12
+    CHECK(decode_step_flops(c, 4, 2, 6) == 2 * (2 * matmul_weights + 6 * attention_per_position));
+    CHECK(decode_step_flops(c, 4, 2, 6) == 713280);
+    // steps see 6, 7 and 8 positions
+    CHECK(decode_flops(c, 4, 2, 5, 3) == 3 * 2 * 2 * matmul_weights + 2 * (6 + 7 + 8) * attention_per_position);
+    CHECK(decode_flops(c, 4, 2, 5, 3) == 2149056);
+    CHECK(decode_flops(c, 4, 2, 5, 0) == 0);
+}
+
+TEST_CASE("decode_step_flops agrees with the matmul weights a model allocates", "[bench_plans]") {
+    for (bool tied : {true, false}) {
+        Config c = preset_config("tiny");
+        c.shared_classifier = tied;
+        for (const char* spec : {"standard", "yoco", "lckv:3"}) {
+            INFO(spec << (tied ? " tied" : " untied"));
+            Model m;
+            m.config = c;
+            m.plan = parse_plan(spec, c.n_layers);
+            allocate_weights(m);
+            // every parameter is a matmul weight but the norms, and the embedding when the
+            // classifier has its own matrix; with no positions there is no attention
+            size_t matmul = m.n_params() - (size_t)(2 * c.n_layers + 1) * c.dim;
+            if (!tied) matmul -= (size_t)c.vocab_size * c.dim;
+            CHECK(decode_step_flops(c, m.plan.n_kv_layers(), 3, 0) == 3 * 2 * matmul);
+        }
+    }
+}
+
+TEST_CASE("cpu_gemm_gflops: a positive rate, and bad sizes are refused", "[bench_plans]") {
+    const double g = cpu_gemm_gflops(48, 2);
+    CHECK(g > 0);
+    CHECK(std::isfinite(g));
+    CHECK_THROWS_WITH(cpu_gemm_gflops(0, 2), Catch::Contains("size >= 1"));
+    CHECK_THROWS_WITH(cpu_gemm_gflops(48, 0), Catch::Contains("runs >= 1"));
 }
 
 TEST_CASE("prefill_layer_passes: layers outside blocks once, block layers T times", "[bench_plans]") {
@@ -90,6 +134,7 @@ TEST_CASE("parse_plan_bench: defaults, and one clear error per bad input", "[ben
     CHECK(o.devices == std::vector<Device>{Device::CPU});
     CHECK((o.batch == 1 && o.prompt == 8 && o.steps == 16 && o.repeats == 5));
     CHECK(o.copy_bytes == (size_t)256 << 20);
+    CHECK(o.gemm_size == 0);  // the device's default
     CHECK(o.models.preset);
     CHECK(o.models.name == "tiny");
 
@@ -112,6 +157,9 @@ TEST_CASE("parse_plan_bench: defaults, and one clear error per bad input", "[ben
         {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--repeats", "two"}, "not an integer"},
         {"plans", {"--preset", "tiny"}, "exceeds the context"},  // 32 + 64 > 64
         {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--copy-size", "lots"}, "not a size"},
+        {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--gemm-size", "0"}, "--gemm-size must be at least 1"},
+        {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--gemm-size", "big"}, "not an integer"},
+        {"prefill", {"--preset", "tiny", "--gemm-size", "64"}, "unknown option"},
         {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--iterations", "2"}, "unknown option"},
         {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--device", "tpu"}, "unknown device"},
         {"plans", {"--preset", "nope"}, "unknown preset"},
@@ -132,11 +180,14 @@ TEST_CASE("parse_plan_bench: defaults, and one clear error per bad input", "[ben
 
 TEST_CASE("bench plans on the CPU: one complete row per plan, rates positive", "[bench_plans]") {
     PlanBenchOptions o = parse("plans", {"--preset", "tiny", "--plans", "standard cla:4 lckv:2", "--prompt", "6", "-n",
-                                         "4", "--repeats", "1", "--copy-size", "4M"});
+                                         "4", "--repeats", "1", "--copy-size", "4M", "--gemm-size", "64"});
+    CHECK(o.gemm_size == 64);
     const DecodeTable t = run_decode_table(o);
     REQUIRE(t.ceilings.size() == 1);
     CHECK(t.ceilings[0].device == Device::CPU);
     CHECK(t.ceilings[0].gbs > 0);
+    CHECK(t.ceilings[0].gflops > 0);
+    CHECK_THAT(t.ceilings[0].gemm_how, Catch::Contains("64^3"));
     REQUIRE(t.rows.size() == 3);
     const int kv[] = {8, 2, 3};
     for (size_t i = 0; i < t.rows.size(); i++) {
@@ -150,8 +201,12 @@ TEST_CASE("bench plans on the CPU: one complete row per plan, rates positive", "
         CHECK(r.gbs > 0);
         CHECK(r.ceiling_gbs == t.ceilings[0].gbs);
         CHECK(r.step_bytes == decode_bytes(o.models.config, kv[i], 1, 6, 4) / 4);
+        CHECK(r.gflops > 0);
+        CHECK(r.ceiling_gflops == t.ceilings[0].gflops);
+        CHECK(r.step_flops == decode_flops(o.models.config, kv[i], 1, 6, 4) / 4);
     }
     CHECK(t.rows[1].step_bytes < t.rows[0].step_bytes);  // fewer K/V weights and cache
+    CHECK(t.rows[1].step_flops < t.rows[0].step_flops);  // no K/V projections in 6 of 8 layers
 }
 
 TEST_CASE("bench prefill on the CPU: token by token, one pass or each T, and the ratios", "[bench_plans]") {

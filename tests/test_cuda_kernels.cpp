@@ -281,4 +281,13 @@ TEST_CASE("cuda kernels reject bad arguments with an error", "[cuda][kernel]") {
                       Catch::Matchers::Contains("workspace"));
 }
 
+TEST_CASE("cuda ceilings for bench plans: a positive GEMM rate, and bad sizes refused", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    const double g = cuda_gemm_gflops(64, 2, 1);  // small: the emulator runs it too
+    CHECK(g > 0);
+    CHECK(std::isfinite(g));
+    CHECK_THROWS_WITH(cuda_gemm_gflops(0, 2, 1), Catch::Matchers::Contains("size >= 1"));
+    CHECK_THROWS_WITH(cuda_copy_gbs(0, 2, 1), Catch::Matchers::Contains("bytes > 0"));
+}
+
 #endif  // KVSHARE_CUDA
