@@ -26,44 +26,62 @@ bool cuda_memory_info(size_t* free_bytes, size_t* total_bytes) {
 }
 
 namespace {
-// Two device buffers and two events, released on every exit (CUDA_CHECK throws).
-struct CopyScratch {
+// Two device buffers, released on every exit (CUDA_CHECK throws).
+struct Scratch {
     void* src = nullptr;
     void* dst = nullptr;
-    cudaEvent_t start = nullptr, stop = nullptr;
-    ~CopyScratch() {
+    ~Scratch() {
         cudaFree(src);
         cudaFree(dst);
-        if (start) cudaEventDestroy(start);
-        if (stop) cudaEventDestroy(stop);
     }
 };
+
+// Two events, released on every exit.
+struct EventPair {
+    cudaEvent_t start = nullptr, stop = nullptr;
+    EventPair() {
+        CUDA_CHECK(cudaEventCreate(&start));
+        CUDA_CHECK(cudaEventCreate(&stop));
+    }
+    ~EventPair() {
+        cudaEventDestroy(start);
+        cudaEventDestroy(stop);
+    }
+};
+
+// The median time in ms of `runs` calls of `work` after `warmup` untimed ones, each timed
+// with events around it on the default stream.
+template <class Work>
+double median_event_ms(int runs, int warmup, Work work) {
+    EventPair e;
+    std::vector<float> ms;
+    for (int i = 0; i < warmup + runs; i++) {
+        CUDA_CHECK(cudaEventRecord(e.start));
+        work();
+        CUDA_CHECK(cudaEventRecord(e.stop));
+        CUDA_CHECK(cudaEventSynchronize(e.stop));
+        float t = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&t, e.start, e.stop));
+        if (i >= warmup) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+}
 }  // namespace
 
 double cuda_copy_gbs(size_t bytes, int runs, int warmup, double* median_ms) {
     std::string why;
     if (!cuda_available(&why)) throw std::runtime_error("copy ceiling: " + why);
     if (bytes == 0 || runs < 1) throw std::runtime_error("copy ceiling: needs bytes > 0 and runs >= 1");
-    CopyScratch s;
+    Scratch s;
     CUDA_CHECK(cudaMalloc(&s.src, bytes));
     CUDA_CHECK(cudaMalloc(&s.dst, bytes));
     // both written once, so no first-touch cost lands in a timed copy (the contents do not matter)
     CUDA_CHECK(cudaMemset(s.src, 1, bytes));
     CUDA_CHECK(cudaMemset(s.dst, 0, bytes));
-    CUDA_CHECK(cudaEventCreate(&s.start));
-    CUDA_CHECK(cudaEventCreate(&s.stop));
-    std::vector<float> ms;
-    for (int i = 0; i < warmup + runs; i++) {
-        CUDA_CHECK(cudaEventRecord(s.start));
+    const double med = median_event_ms(runs, warmup, [&] {
         CUDA_CHECK(cudaMemcpy(s.dst, s.src, bytes, cudaMemcpyDeviceToDevice));
-        CUDA_CHECK(cudaEventRecord(s.stop));
-        CUDA_CHECK(cudaEventSynchronize(s.stop));
-        float t = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&t, s.start, s.stop));
-        if (i >= warmup) ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    const double med = ms[ms.size() / 2];
+    });
     if (median_ms) *median_ms = med;
     return 2.0 * (double)bytes / (med * 1e-3) / 1e9;
 }
@@ -72,25 +90,13 @@ double cuda_gemm_gflops(int size, int runs, int warmup) {
     std::string why;
     if (!cuda_available(&why)) throw std::runtime_error("GEMM ceiling: " + why);
     if (size < 1 || runs < 1 || warmup < 0) throw std::runtime_error("GEMM ceiling: needs size >= 1 and runs >= 1");
-    const size_t bytes = (size_t)size * size * sizeof(float);
-    CopyScratch s;  // src holds x and w side by side, dst the output
-    CUDA_CHECK(cudaMalloc(&s.src, 2 * bytes));
-    CUDA_CHECK(cudaMalloc(&s.dst, bytes));
-    CUDA_CHECK(cudaMemset(s.src, 0x3c, 2 * bytes));  // every float 0.0115: no NaN, no overflow
-    CUDA_CHECK(cudaEventCreate(&s.start));
-    CUDA_CHECK(cudaEventCreate(&s.stop));
+    const size_t floats = (size_t)size * size;
+    Scratch s;  // src holds x and w side by side, dst the output
+    CUDA_CHECK(cudaMalloc(&s.src, 2 * floats * sizeof(float)));
+    CUDA_CHECK(cudaMalloc(&s.dst, floats * sizeof(float)));
+    CUDA_CHECK(cudaMemset(s.src, 0x3c, 2 * floats * sizeof(float)));  // every float 0.0115: no NaN, no overflow
     const float* x = static_cast<const float*>(s.src);
-    const float* w = x + (size_t)size * size;
-    std::vector<float> ms;
-    for (int i = 0; i < warmup + runs; i++) {
-        CUDA_CHECK(cudaEventRecord(s.start));
-        gemm(0, static_cast<float*>(s.dst), x, w, size, size, size);
-        CUDA_CHECK(cudaEventRecord(s.stop));
-        CUDA_CHECK(cudaEventSynchronize(s.stop));
-        float t = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&t, s.start, s.stop));
-        if (i >= warmup) ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    return 2.0 * size * (double)size * size / (ms[ms.size() / 2] * 1e-3) / 1e9;
+    const float* w = x + floats;
+    const double med = median_event_ms(runs, warmup, [&] { gemm(0, static_cast<float*>(s.dst), x, w, size, size, size); });
+    return 2.0 * (double)floats * size / (med * 1e-3) / 1e9;
 }
