@@ -137,12 +137,15 @@ PlanBenchOptions plan_bench_options(const Args& a, const std::string& which) {
     o.repeats = a.get_int("--repeats", plans ? 5 : 3);
     if (o.batch < 1 || o.prompt < 1 || o.repeats < 1 || (plans && o.steps < 1))
         fail(cmd + ": --batch, --prompt, --repeats" + (plans ? " and -n" : "") + " must be at least 1");
-    if (plans) o.copy_bytes = a.has("--copy-size") ? parse_bytes(a.get("--copy-size"), cmd + " --copy-size") : o.copy_bytes;
-    if (plans && a.has("--gemm-size")) {
-        o.gemm_size = a.get_int("--gemm-size", 0);
-        if (o.gemm_size < 1) fail(cmd + ": --gemm-size must be at least 1");
+    if (plans) {
+        if (a.has("--copy-size")) o.copy_bytes = parse_bytes(a.get("--copy-size"), cmd + " --copy-size");
+        if (a.has("--gemm-size")) {
+            o.gemm_size = a.get_int("--gemm-size", 0);
+            if (o.gemm_size < 1) fail(cmd + ": --gemm-size must be at least 1");
+        }
+    } else {
+        o.iterations = parse_int_list(a.get("--iterations", "1 2 4 9"), cmd + " --iterations");
     }
-    else o.iterations = parse_int_list(a.get("--iterations", "1 2 4 9"), cmd + " --iterations");
     if (a.has("--preset") ? !a.positional.empty() : a.positional.size() > 1)
         fail(cmd + ": give one MODEL or --preset NAME, not both (see --help)");
     o.devices = parse_devices(a.get("--device", "cpu"));

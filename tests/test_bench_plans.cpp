@@ -120,6 +120,7 @@ TEST_CASE("parse_plan_bench: defaults, and one clear error per bad input", "[ben
     CHECK((o.batch == 1 && o.prompt == 8 && o.steps == 16 && o.repeats == 5));
     CHECK(o.copy_bytes == (size_t)256 << 20);
     CHECK(o.gemm_size == 0);  // the device's default
+    CHECK(o.iterations.empty());  // bench prefill's option
     CHECK(o.models.preset);
     CHECK(o.models.name == "tiny");
 
