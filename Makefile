@@ -16,8 +16,8 @@ TEST_BIN := $(BUILD)/run_tests
 # the [cuda] tests on the CPU emulator (see "CUDA on the CPU" below)
 EMU_BIN  := $(BUILD)/run_tests_emulated
 
-CPU_SRC  := $(wildcard src/*.cpp reference/*.cpp)
-CPU_SRC  := $(filter-out src/main.cpp src/cuda_missing.cpp,$(CPU_SRC))
+CPU_SRC  := $(wildcard src/*.cpp src/*/*.cpp reference/*.cpp)
+CPU_SRC  := $(filter-out src/main.cpp src/model/cuda_missing.cpp,$(CPU_SRC))
 TEST_SRC := $(wildcard tests/*.cpp)
 
 # nvcc may be a wrapper script outside the toolkit (/usr/local/bin/nvcc), so ask it where
@@ -38,7 +38,7 @@ ifneq ($(CUDA_LIB),)
   LDLIBS   += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcudart
   BENCH_LIBS := -lcublas
 else
-  CUDA_OBJ := $(BUILD)/src/cuda_missing.o
+  CUDA_OBJ := $(BUILD)/src/model/cuda_missing.o
 endif
 
 CPU_OBJ  := $(CPU_SRC:%.cpp=$(BUILD)/%.o)
@@ -108,7 +108,7 @@ train-models: $(addprefix train-,$(SHIPPED))
 clean:
 	rm -rf $(BUILD) $(BIN)
 
--include $(wildcard $(BUILD)/*/*.d)
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
 
 # ---- CUDA on the CPU (tests only) -------------------------------------------------------
 # The real kernels of cuda/*.cu, rewritten by tests/cuda_on_cpu/rewrite.pl and compiled by
@@ -169,4 +169,4 @@ $(EMU_BIN): $(call emu_objs,$(BUILD)/emu)
 $(EMU_ASAN_BIN): $(call emu_objs,$(BUILD)/emu-asan)
 	$(CXX) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^
 
--include $(wildcard $(BUILD)/emu*/*/*.d $(BUILD)/emu*/*/*/*.d)
+-include $(wildcard $(BUILD)/emu*/*/*.d $(BUILD)/emu*/*/*/*.d $(BUILD)/emu*/*/*/*/*.d)

@@ -2,7 +2,7 @@
 #include "cuda/bench.h"
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
-#include "src/backend.h"
+#include "src/model/backend.h"
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

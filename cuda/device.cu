@@ -3,7 +3,7 @@
 // hand-written GEMM for compute-bound work.
 #include "cuda/check.h"
 #include "cuda/kernels.h"
-#include "src/backend.h"
+#include "src/model/backend.h"
 #include <algorithm>
 #include <string>
 #include <vector>

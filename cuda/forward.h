@@ -5,7 +5,7 @@
 //
 // No CUDA types here: g++ code (tests, make_backend) includes this header.
 #pragma once
-#include "src/backend.h"
+#include "src/model/backend.h"
 #include <cstddef>
 #include <string>
 #include <utility>
@@ -40,7 +40,7 @@ private:
     size_t n_ = 0;  // elements allocated
 };
 
-// The weights on the device, shapes as in src/model.h. Only KV layers own W_K and W_V.
+// The weights on the device, shapes as in src/model/model.h. Only KV layers own W_K and W_V.
 struct GpuWeights {
     DeviceArray<float> token_embedding;  // (vocab_size, dim)
     DeviceArray<float> rms_att;          // (layer, dim)

@@ -43,7 +43,7 @@ void embedding_gpu(float* out, const float* token_embedding, const int* tokens, 
 
 // ---- attention over one layer's source KV slot ----
 // q, out: (batch, n, n_heads * head_size); query t of every sequence sits at position p0 + t.
-// k, v:   the source slot's base (src/kv_cache.h): position s of sequence b at
+// k, v:   the source slot's base (src/model/kv_cache.h): position s of sequence b at
 //         k + ((size_t)b * context + s) * n_kv_heads * head_size; p0 + n <= context.
 // Query at p sees s <= p, or s < p when strict; query head h reads kv head
 // h / (n_heads / n_kv_heads); scale 1/sqrt(head_size); zeros when nothing is visible.

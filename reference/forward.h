@@ -1,7 +1,7 @@
 // The CPU reference forward pass: one-pass prefill, parallel iterative prefill of cyclic
 // blocks, token-by-token prefill and decode, over a KV cache that holds KV layers only.
 #pragma once
-#include "src/backend.h"
+#include "src/model/backend.h"
 
 class CpuBackend : public Backend {
 public:

@@ -2,7 +2,7 @@
 // reference/forward.cpp's parallel prefill (DESIGN.md sections 1, 2), with every position
 // in parallel, the loss, and the gradient of every weight.
 #pragma once
-#include "src/model.h"
+#include "src/model/model.h"
 
 // Plans with cyclic blocks train as LCKV does: each block runs m parallel iterations
 // without gradient, then b more that record their activations; the loss comes from the

@@ -1,2 +1,2 @@
-#include "src/cli.h"
+#include "src/commands/cli.h"
 int main(int argc, char** argv) { return kvshare_main(argc, argv); }

@@ -1,7 +1,7 @@
 // For the [cuda] test cases: without a usable GPU, say why ("SKIPPED: ...") and pass.
 #pragma once
 #include <catch2/catch.hpp>
-#include "src/backend.h"
+#include "src/model/backend.h"
 #include <string>
 
 #define SKIP_WITHOUT_GPU()                \

@@ -2,7 +2,7 @@
 // by hand from the config), layer passes, argument parsing, and whole CPU runs on the tiny
 // preset whose rows must be complete and positive. No timing is asserted.
 #include <catch2/catch.hpp>
-#include "src/bench_plans.h"
+#include "src/bench/plans.h"
 #include "src/util.h"
 #include <cmath>
 #include <string>

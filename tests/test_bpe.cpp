@@ -2,9 +2,9 @@
 // and that a sentencepiece-style encoder replays the merges.
 #include <catch2/catch.hpp>
 #include "tests/helpers.h"
-#include "src/bpe.h"
-#include "src/stories.h"
-#include "src/tokenizer.h"
+#include "src/text/bpe.h"
+#include "src/text/stories.h"
+#include "src/text/tokenizer.h"
 #include "src/util.h"
 #include <cstdio>
 #include <cstring>

@@ -1,8 +1,8 @@
 // KVSharer calibration on models where the answer is known by construction: layers whose
 // K/V projections are zero have identical (zero) mean K/V, and one loud layer is far from all.
 #include <catch2/catch.hpp>
-#include "src/calibrate.h"
-#include "src/stories.h"
+#include "src/commands/calibrate.h"
+#include "src/text/stories.h"
 #include "tests/helpers.h"
 #include <cstdio>
 

@@ -9,7 +9,7 @@
 #include "cuda/kernel_check.h"
 #include "cuda/kernels.h"
 #include "reference/ops.h"
-#include "src/backend.h"
+#include "src/model/backend.h"
 #include "tests/helpers.h"
 #include "tests/skip_without_gpu.h"
 #include <algorithm>

@@ -2,9 +2,9 @@
 // through a scripted backend that "says" a fixed continuation.
 #include <catch2/catch.hpp>
 #include "reference/forward.h"
-#include "src/eval.h"
-#include "src/stories.h"
-#include "src/tokenizer.h"
+#include "src/commands/eval.h"
+#include "src/text/stories.h"
+#include "src/text/tokenizer.h"
 #include <cmath>
 
 TEST_CASE("cross entropy of known logits", "[eval]") {

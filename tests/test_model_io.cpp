@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include "reference/forward.h"
 #include "tests/helpers.h"
+#include "src/formats/checkpoint.h"
 #include <cstdio>
 #include <fstream>
 

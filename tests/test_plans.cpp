@@ -2,7 +2,7 @@
 // chains, cycles, blocks, plan files and bad specs.
 #include <catch2/catch.hpp>
 #include "tests/helpers.h"
-#include "src/plan.h"
+#include "src/model/plan.h"
 #include <cstdio>
 #include <algorithm>
 #include <fstream>

@@ -1,6 +1,6 @@
 // Sampler: greedy, seeded reproducibility, top-p, and frequencies against softmax.
 #include <catch2/catch.hpp>
-#include "src/sampler.h"
+#include "src/text/sampler.h"
 #include "tests/helpers.h"
 #include <cmath>
 #include <vector>

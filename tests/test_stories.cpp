@@ -1,7 +1,7 @@
 // The story generator: determinism, disjoint splits, and that later sentences
 // really do name what earlier ones introduced.
 #include <catch2/catch.hpp>
-#include "src/stories.h"
+#include "src/text/stories.h"
 #include <algorithm>
 #include <set>
 

@@ -1,7 +1,8 @@
 // bench throughput: the budget arithmetic, the memory measurement, the CSV and SVG writers,
 // and a whole CPU run whose rows must respect the budget. No timing is asserted.
 #include <catch2/catch.hpp>
-#include "src/throughput.h"
+#include "src/bench/common.h"
+#include "src/bench/throughput.h"
 #include "src/util.h"
 #include "tests/helpers.h"
 #include <fstream>

@@ -2,7 +2,7 @@
 // slow obvious encoder, the file format, bad files, and the real Llama 2 tokenizer.
 #include <catch2/catch.hpp>
 #include "tests/helpers.h"
-#include "src/tokenizer.h"
+#include "src/text/tokenizer.h"
 #include "src/util.h"
 #include <cstdio>
 #include <filesystem>

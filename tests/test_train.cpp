@@ -4,7 +4,8 @@
 #include <catch2/catch.hpp>
 #include "reference/forward.h"
 #include "reference/train_model.h"
-#include "src/train.h"
+#include "src/commands/train.h"
+#include "src/formats/checkpoint.h"
 #include "tests/helpers.h"
 #include <cstdio>
 #include <filesystem>

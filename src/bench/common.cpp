@@ -1,0 +1,168 @@
+// Helpers shared by the benchmarks: plan lists, models per plan, option parsing, measured
+// memory, and the one timing loop every generation benchmark uses.
+#include "src/bench/common.h"
+#include "src/formats/checkpoint.h"
+#include "src/util.h"
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <malloc.h>
+#include <sstream>
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+std::vector<int> random_tokens(int count, int vocab, uint64_t seed) {
+    Rng rng(seed);
+    std::vector<int> t(count);
+    for (int& x : t) x = 3 + (int)(rng.next_u32() % (uint32_t)(vocab - 3 > 0 ? vocab - 3 : vocab));
+    if (vocab <= 3) for (int& x : t) x = 0;
+    return t;
+}
+
+Model PlanModels::make(const Plan& p) const { return preset ? init_model(config, p, seed) : apply_plan(base, p); }
+
+PlanModels plan_models(const Args& a) {
+    PlanModels pm;
+    if (a.has("--preset")) {
+        pm.name = a.get("--preset");
+        pm.config = preset_config(pm.name);
+        pm.preset = true;
+        pm.seed = (uint64_t)a.get_int("-s", 1);
+    } else {
+        pm.name = a.need_positional(0, "MODEL (or --preset NAME)");
+        pm.base = load_model(pm.name);
+        pm.config = pm.base.config;
+    }
+    return pm;
+}
+
+std::vector<Plan> bench_plan_list(const Args& a, const PlanModels& models) {
+    const int n_layers = models.config.n_layers;
+    std::vector<std::string> specs;
+    if (a.has("--plans")) {
+        std::istringstream in(a.get("--plans"));
+        for (std::string p; in >> p;) specs.push_back(p);
+        if (specs.empty()) fail(a.command + ": --plans is empty");
+    } else {
+        const std::string half = std::to_string(std::max(1, n_layers / 2));
+        specs = {"standard", "cla:2", "yoco", "sandwich-middle:" + half, "lckv:2"};
+    }
+    std::vector<Plan> plans;
+    for (const std::string& spec : specs) {
+        plans.push_back(parse_plan(spec, n_layers));
+        if (!models.preset) check_plan_applies(models.base, plans.back());
+    }
+    return plans;
+}
+
+std::vector<Device> parse_devices(const std::string& s) {
+    std::vector<Device> out;
+    if (s == "both") out = {Device::CPU, Device::CUDA};
+    else out = {parse_device(s)};
+    std::string why;
+    if (out.back() == Device::CUDA && !cuda_available(&why)) fail("--device " + s + ": " + why);
+    return out;
+}
+
+const char* device_word(Device d) { return d == Device::CUDA ? "cuda" : "cpu"; }
+
+std::vector<int> parse_int_list(const std::string& s, const std::string& what) {
+    std::vector<int> out;
+    std::istringstream in(s);
+    for (std::string word; in >> word;) {
+        const int v = parse_int(word, what);
+        if (v < 1) fail(what + ": '" + word + "' must be at least 1");
+        out.push_back(v);
+    }
+    if (out.empty()) fail(what + ": the list is empty (e.g. \"1 2 4 9\")");
+    return out;
+}
+
+// ---------------------------------------------------------------------------
+// memory: measured, never computed from shapes alone
+
+size_t allocated_bytes(Device d) {
+    if (d == Device::CUDA) {
+        size_t free_bytes = 0, total_bytes = 0;
+        if (!cuda_memory_info(&free_bytes, &total_bytes)) fail("kvshare bench throughput: cannot read GPU memory");
+        return total_bytes - free_bytes;
+    }
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;  // in use from the heap + from mmap (large vectors)
+}
+
+size_t available_bytes(Device d) {
+    if (d == Device::CUDA) {
+        size_t free_bytes = 0, total_bytes = 0;
+        if (!cuda_memory_info(&free_bytes, &total_bytes)) fail("kvshare bench throughput: cannot read GPU memory");
+        return free_bytes;
+    }
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    size_t kb = 0;
+    std::string unit;
+    while (f >> key >> kb >> unit)
+        if (key == "MemAvailable:") return kb * 1024;
+    fail("kvshare bench throughput: cannot read MemAvailable from /proc/meminfo; give --budget");
+}
+
+size_t parse_bytes(const std::string& s, const std::string& what) {
+    if (s.empty()) fail(what + ": empty size");
+    double scale = 1;
+    std::string number = s;
+    const char last = (char)std::toupper((unsigned char)s.back());
+    if (last == 'K' || last == 'M' || last == 'G' || last == 'T') {
+        scale = last == 'K' ? 1024.0 : last == 'M' ? 1048576.0 : last == 'G' ? 1073741824.0 : 1099511627776.0;
+        number = s.substr(0, s.size() - 1);
+    }
+    char* end = nullptr;
+    const double v = std::strtod(number.c_str(), &end);
+    if (number.empty() || end != number.c_str() + number.size() || !(v > 0) || !std::isfinite(v) || v * scale > 1e18)
+        fail(what + ": '" + s + "' is not a size (e.g. 512M, 2G, 300000)");
+    return (size_t)(v * scale);
+}
+
+// ---------------------------------------------------------------------------
+// timed generation
+
+static size_t weight_bytes(Model& m) {
+    size_t n = 0;
+    for (std::vector<float>* t : m.weights.tensors()) n += t->capacity() * sizeof(float);
+    return n;
+}
+
+GenerationRun time_generation(Model& m, const GenerationSettings& s, int batch, int steps, int repeats, int warmup) {
+    const std::vector<int> tokens = random_tokens(batch * s.prompt, m.config.vocab_size, 7);
+    const std::vector<int> next(batch, 5);
+    GenerationRun out;
+    std::vector<double> prefill_s, decode_s;
+    const size_t before = allocated_bytes(s.device);
+    {
+        auto be = make_backend(m, s.device, batch, s.prompt + s.gen);
+        out.device_name = be->device_name();
+        for (int r = 0; r < warmup + repeats; r++) {
+            const double t0 = now_seconds();
+            be->prefill(tokens.data(), s.prompt, s.prefill);
+            be->logits();  // results on the host: the GPU has finished
+            const double t1 = now_seconds();
+            for (int i = 0; i < steps; i++) {
+                be->decode(next.data());
+                be->logits();
+            }
+            const double t2 = now_seconds();
+            if (r < warmup) continue;
+            prefill_s.push_back(t1 - t0);
+            decode_s.push_back(t2 - t1);
+        }
+        const size_t after = allocated_bytes(s.device);
+        out.memory = after > before ? after - before : 0;
+    }
+    if (s.device == Device::CPU) out.memory += weight_bytes(m);
+    out.prefill_s = median(prefill_s);
+    out.decode_s = median(decode_s);
+    return out;
+}
+

@@ -1,0 +1,214 @@
+#include "src/commands/calibrate.h"
+#include "src/commands/args.h"
+#include "src/formats/checkpoint.h"
+#include "src/commands/commands.h"
+#include "src/commands/eval.h"
+#include "src/text/stories.h"
+#include "src/text/tokenizer.h"
+#include "src/util.h"
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+// ---------------------------------------------------------------------------
+// measurements
+
+// Final hidden states after the final norm for every position: (count, n, dim).
+static std::vector<float> final_hidden(const Model& m, const std::vector<int>& sequences, int count, int n, Device device) {
+    auto be = make_backend(m, device, count, n);
+    PrefillOptions opt;
+    opt.all_positions = true;
+    be->prefill(sequences.data(), n, opt);
+    return std::vector<float>(be->hidden(), be->hidden() + (size_t)count * n * m.config.dim);
+}
+
+std::vector<std::vector<float>> mean_kv_per_layer(const Model& m, const std::vector<int>& sequences, int count, int n,
+                                                  Device device) {
+    auto be = make_backend(m, device, count, n);
+    be->prefill(sequences.data(), n, PrefillOptions{});
+    const size_t per = (size_t)n * m.config.kv_dim();  // one sequence's K (or V)
+    std::vector<std::vector<float>> mean(m.config.n_layers, std::vector<float>(2 * per, 0.0f));
+    std::vector<float> k, v;
+    for (int l = 0; l < m.config.n_layers; l++) {
+        be->read_kv(l, k, v);  // (count, n, kv_dim) each
+        std::vector<double> acc(2 * per, 0.0);
+        for (int s = 0; s < count; s++)
+            for (size_t i = 0; i < per; i++) {
+                acc[i] += k[s * per + i];
+                acc[per + i] += v[s * per + i];
+            }
+        for (size_t i = 0; i < 2 * per; i++) mean[l][i] = (float)(acc[i] / count);
+    }
+    return mean;
+}
+
+double euclidean_distance(const std::vector<float>& a, const std::vector<float>& b) {
+    double s = 0.0;
+    for (size_t i = 0; i < a.size(); i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return std::sqrt(s);
+}
+
+// Mean over sequences of cos(a_s, b_s), each sequence's states flattened: (count, per).
+static double mean_cosine(const std::vector<float>& a, const std::vector<float>& b, int count, size_t per) {
+    double total = 0.0;
+    for (int s = 0; s < count; s++) {
+        double dot = 0, na = 0, nb = 0;
+        for (size_t i = s * per; i < (s + 1) * per; i++) {
+            dot += (double)a[i] * b[i];
+            na += (double)a[i] * a[i];
+            nb += (double)b[i] * b[i];
+        }
+        total += (na > 0 && nb > 0) ? dot / std::sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
+    }
+    return total / count;
+}
+
+double mean_hidden_similarity(const Model& a, const Model& b, const std::vector<int>& sequences, int count, int n,
+                              Device device) {
+    return mean_cosine(final_hidden(a, sequences, count, n, device), final_hidden(b, sequences, count, n, device), count,
+                       (size_t)n * a.config.dim);
+}
+
+// ---------------------------------------------------------------------------
+// the greedy search
+
+CalibrationResult calibrate(const Model& m, const std::vector<int>& sequences, int count, int n, const CalibrateOptions& o) {
+    const int L = m.config.n_layers;
+    const int already = L - m.plan.n_kv_layers();
+    if (o.shared_layers < 1 || already + o.shared_layers > L - 1)
+        fail("calibrate: can share 1.." + std::to_string(L - 1 - already) + " more layers of this " + std::to_string(L) +
+             "-layer model (one KV layer must remain), not " + std::to_string(o.shared_layers));
+    if (count < 1 || n < 1 || sequences.size() != (size_t)count * n) fail("calibrate: no calibration sequences");
+
+    // 1-3: mean K/V per layer, distances of pairs i > j, in the chosen order
+    auto mean = mean_kv_per_layer(m, sequences, count, n, o.device);
+    CalibrationResult r;
+    for (int i = 0; i < L; i++)
+        for (int j = 0; j < i; j++) r.pairs.push_back(PairTrial{i, j, euclidean_distance(mean[i], mean[j])});
+    auto by_distance = [](const PairTrial& a, const PairTrial& b) { return a.distance > b.distance; };
+    std::stable_sort(r.pairs.begin(), r.pairs.end(), by_distance);
+    if (o.order == PairOrder::Similar) std::reverse(r.pairs.begin(), r.pairs.end());
+    if (o.order == PairOrder::Random) {
+        Rng rng(o.seed);
+        for (size_t i = r.pairs.size(); i > 1; i--) std::swap(r.pairs[i - 1], r.pairs[rng.next_u32() % i]);
+    }
+
+    // 4: greedy, each change kept only while the output stays close to the original's
+    const std::vector<float> original = final_hidden(m, sequences, count, n, o.device);
+    std::vector<int> source = m.plan.source;
+    for (PairTrial& t : r.pairs) {
+        if (r.shared >= o.shared_layers) break;
+        t.reached = true;
+        if (source[t.layer] != t.layer || source[t.with] == t.layer) continue;  // already reads another layer
+        std::vector<int> candidate = source;
+        candidate[t.layer] = source[t.with];  // root(j): sources are always resolved
+        Plan plan = make_plan(candidate, m.plan.diag_all, "candidate");
+        Model shared = apply_plan(m, plan);
+        t.tried = true;
+        t.source = source[t.with];
+        t.similarity = mean_cosine(original, final_hidden(shared, sequences, count, n, o.device), count, (size_t)n * m.config.dim);
+        if (t.similarity > o.threshold) {
+            t.accepted = true;
+            source = plan.source;
+            r.shared = (L - plan.n_kv_layers()) - already;
+        }
+    }
+    r.plan = make_plan(source, m.plan.diag_all, "kvsharer");
+    r.plan.name = r.plan.spec();
+    return r;
+}
+
+// ---------------------------------------------------------------------------
+// kvshare calibrate
+
+static const char* order_name(PairOrder o) {
+    return o == PairOrder::Dissimilar ? "dissimilar" : o == PairOrder::Similar ? "similar" : "random";
+}
+
+int cmd_calibrate(int argc, char** argv) {
+    Args a = parse_args(argc, argv, 2, "kvshare calibrate",
+                        {"-z", "--data", "--sequences", "--tokens", "--shared", "--ratio", "--threshold", "--order", "-s", "-o",
+                         "--device", "--plan"},
+                        {});
+    if (a.has("--help")) {
+        std::printf(
+            "usage: kvshare calibrate MODEL [-z TOKENIZER] [--data FILE] (--shared C | --ratio R) [options]\n"
+            "KVSharer: find layers that can reuse a dissimilar earlier layer's KV cache.\n"
+            "  --data FILE        calibration text (default: the project's story generator)\n"
+            "  --sequences N      calibration sequences (default 30)\n"
+            "  --tokens T         tokens per sequence (default 64)\n"
+            "  --shared C         layers to share; or --ratio R, the fraction of layers (C = round(R L))\n"
+            "  --threshold X      keep a change while the mean cosine similarity of final hidden\n"
+            "                     states to the original model stays above X (default 0.5)\n"
+            "  --order O          dissimilar (default, most distant pairs first), similar, random\n"
+            "  -s SEED            seed for --order random (default 1)\n"
+            "  -o FILE            where to write the plan (default kvsharer.plan)\n"
+            "  --plan PLAN        starting plan (default: the model's own)\n"
+            "  --device D         cpu (default) or cuda\n");
+        return 0;
+    }
+    const std::string path = a.need_positional(0, "MODEL");
+    Model m = load_model(path, a.get("--plan"));
+    const int L = m.config.n_layers;
+    CalibrateOptions o;
+    if (a.has("--shared") == a.has("--ratio")) fail("kvshare calibrate: give one of --shared C or --ratio R");
+    if (a.has("--ratio")) {
+        const float ratio = a.get_float("--ratio", 0);
+        if (!(ratio > 0 && ratio < 1)) fail("kvshare calibrate: --ratio must be between 0 and 1");
+        o.shared_layers = std::max(1, (int)std::lround(ratio * L));
+    } else {
+        o.shared_layers = a.get_int("--shared", 1);
+    }
+    o.threshold = a.get_float("--threshold", 0.5f);
+    const std::string order = a.get("--order", "dissimilar");
+    if (order == "dissimilar") o.order = PairOrder::Dissimilar;
+    else if (order == "similar") o.order = PairOrder::Similar;
+    else if (order == "random") o.order = PairOrder::Random;
+    else fail("kvshare calibrate: --order must be dissimilar, similar or random");
+    o.seed = (uint64_t)a.get_int("-s", 1);
+    o.device = parse_device(a.get("--device", "cpu"));
+    const int count = a.get_int("--sequences", 30), n = a.get_int("--tokens", 64);
+    if (count < 1 || count > 4096) fail("kvshare calibrate: --sequences must be 1..4096");
+    if (n < 2 || n > m.config.max_seq_len) fail("kvshare calibrate: --tokens must be 2.." + std::to_string(m.config.max_seq_len));
+    const std::string out = a.get("-o", "kvsharer.plan");
+
+    // calibration tokens: the text cut into `count` windows of n tokens
+    Tokenizer tok = tokenizer_for(a.get("-z"), m);
+    std::vector<int> stream;
+    if (a.has("--data")) {
+        const std::string text = read_text_file(a.get("--data"));
+        if (text.empty()) fail("kvshare calibrate: '" + a.get("--data") + "' is empty");
+        stream = tok.encode(text, true, false);
+    } else {  // stories, each with BOS, as `train --stories` saw them
+        stream = encode_documents(tok, story_split(Split::Train, count * 4));
+    }
+    const int windows = std::min<int>(count, (int)(stream.size() / n));
+    if (windows < 1)
+        fail("kvshare calibrate: the calibration text has " + std::to_string(stream.size()) + " tokens, fewer than one sequence of " +
+             std::to_string(n));
+    stream.resize((size_t)windows * n);
+
+    CalibrationResult r = calibrate(m, stream, windows, n, o);
+    std::printf("KVSharer calibration of %s: %d sequences x %d tokens, order %s, threshold %.3f, target %d shared layers\n",
+                path.c_str(), windows, n, order_name(o.order), o.threshold, o.shared_layers);
+    std::printf("%-6s %-6s %-12s %-8s %-12s %s\n", "layer", "with", "distance", "source", "similarity", "decision");
+    for (const PairTrial& t : r.pairs) {
+        if (!t.tried) {
+            std::printf("%-6d %-6d %-12.4g %-8s %-12s %s\n", t.layer, t.with, t.distance, "-", "-",
+                        t.reached ? "skipped: already shares" : "not reached");
+            continue;
+        }
+        std::printf("%-6d %-6d %-12.4g %-8d %-12.6f %s\n", t.layer, t.with, t.distance, t.source, t.similarity,
+                    t.accepted ? "accepted" : "rejected");
+    }
+    std::printf("shared %d of %d layers; plan %s\n", r.shared, o.shared_layers, r.plan.spec().c_str());
+    Model shared = apply_plan(m, r.plan);
+    std::printf("%s\n", kv_summary(shared, 1, m.config.max_seq_len).c_str());
+    if (r.shared < o.shared_layers)
+        std::printf("note: only %d layers could share above the threshold\n", r.shared);
+    write_plan_file(out, r.plan,
+                    "kvshare calibrate (KVSharer) on " + path + ": " + std::to_string(r.shared) + " shared layers, order " +
+                        order_name(o.order) + ", threshold " + std::to_string(o.threshold));
+    std::fprintf(stderr, "wrote %s (use it with --plan %s)\n", out.c_str(), out.c_str());
+    return 0;
+}

@@ -1,0 +1,47 @@
+#include "src/model/backend.h"
+#include "src/util.h"
+
+PrefillOptions parse_prefill(const std::string& mode) {
+    PrefillOptions o;
+    if (mode == "parallel") return o;
+    if (mode == "sequential") { o.sequential = true; return o; }
+    if (starts_with(mode, "iterations:")) {
+        o.iterations = parse_int(mode.substr(11), "--prefill iterations");
+        if (o.iterations < 1) fail("--prefill iterations:N needs N >= 1");
+        return o;
+    }
+    fail("--prefill: unknown mode '" + mode + "' (parallel, sequential, iterations:N)");
+}
+
+void check_tokens(const int* tokens, size_t count, int vocab) {
+    for (size_t i = 0; i < count; i++)
+        if (tokens[i] < 0 || tokens[i] >= vocab)
+            fail("token id " + std::to_string(tokens[i]) + " is outside the vocabulary (0.." + std::to_string(vocab - 1) + ")");
+}
+
+void check_prefill(const int* tokens, int batch, int n, int context, int vocab, const PrefillOptions& opt) {
+    if (n < 1) fail("the prompt is empty");
+    if (n > context)
+        fail("the prompt has " + std::to_string(n) + " tokens, more than the context of " + std::to_string(context));
+    if (opt.iterations < 1) fail("prefill needs at least 1 iteration per cyclic block");
+    check_tokens(tokens, (size_t)batch * n, vocab);
+}
+
+bool prefill_token_by_token(const Plan& plan, int n, const PrefillOptions& opt) {
+    return opt.sequential || (plan.iterates() && n <= opt.iterations && !opt.always_iterate);
+}
+
+Device parse_device(const std::string& s) {
+    if (s == "cpu") return Device::CPU;
+    if (s == "cuda" || s == "gpu") return Device::CUDA;
+    fail("--device: unknown device '" + s + "' (cpu, cuda)");
+}
+
+std::unique_ptr<Backend> make_backend(const Model& m, Device d, int batch, int context) {
+    if (d == Device::CUDA) {
+        std::string why;
+        if (!cuda_available(&why)) fail("--device cuda: " + why);
+        return make_cuda_backend(m, batch, context);
+    }
+    return make_cpu_backend(m, batch, context);
+}

@@ -1,0 +1,233 @@
+#include "src/text/tokenizer.h"
+#include "src/util.h"
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <queue>
+#include <sstream>
+
+static const int kBOS = 1, kEOS = 2;
+static const int kFirstByte = 3;  // byte b falls back to token b + 3
+
+// ---------------------------------------------------------------- the file
+
+// Reads little-endian fields from a file held in memory; size_t offsets throughout.
+struct Reader {
+    const std::string& data;
+    size_t pos = 0;
+    bool take(void* dst, size_t n) {
+        if (data.size() - pos < n) return false;
+        std::memcpy(dst, data.data() + pos, n);
+        pos += n;
+        return true;
+    }
+};
+
+Tokenizer Tokenizer::load(const std::string& path, int vocab_size) {
+    if (vocab_size <= 0) fail("tokenizer '" + path + "': vocab_size must be positive, got " + std::to_string(vocab_size));
+    std::ifstream f(path, std::ios::binary);
+    if (!f) fail("cannot open tokenizer '" + path + "'");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    const std::string data = ss.str();
+    // the vocabulary size is the usual culprit, so every message names it
+    const std::string hint = " (not a llama2.c tokenizer.bin for a " + std::to_string(vocab_size) + "-token vocabulary?)";
+    auto bad = [&](const std::string& why) { fail("tokenizer '" + path + "' " + why + hint); };
+
+    Reader r{data};
+    Tokenizer t;
+    int32_t max_len = 0;
+    if (!r.take(&max_len, 4)) bad("is too short for its header");
+    if (max_len <= 0) bad("has a bad max_token_length " + std::to_string(max_len));
+    t.max_token_length = max_len;
+    t.pieces.resize(vocab_size);
+    t.scores.resize(vocab_size);
+    for (int i = 0; i < vocab_size; i++) {
+        int32_t len = 0;
+        if (!r.take(&t.scores[i], 4) || !r.take(&len, 4))
+            bad("ends after " + std::to_string(i) + " of " + std::to_string(vocab_size) + " pieces");
+        if (len < 0 || len > max_len)
+            bad("has piece " + std::to_string(i) + " of length " + std::to_string(len) + " (max_token_length " +
+                std::to_string(max_len) + ")");
+        t.pieces[i].resize(len);
+        if (!r.take(&t.pieces[i][0], (size_t)len))
+            bad("is truncated inside piece " + std::to_string(i) + " of " + std::to_string(vocab_size));
+    }
+    if (r.pos != data.size())
+        bad("has " + std::to_string(data.size() - r.pos) + " bytes left over after " + std::to_string(vocab_size) + " pieces");
+    t.build_index();
+    return t;
+}
+
+void Tokenizer::save(const std::string& path) const {
+    if (scores.size() != pieces.size()) fail("tokenizer: " + std::to_string(pieces.size()) + " pieces but " +
+                                             std::to_string(scores.size()) + " scores");
+    // the loader rejects pieces longer than the header says, so never write a smaller one
+    int32_t max_len = max_token_length;
+    for (const std::string& p : pieces) max_len = std::max(max_len, (int32_t)p.size());
+    std::string out;
+    auto put = [&](const void* src, size_t n) { out.append((const char*)src, n); };
+    put(&max_len, 4);
+    for (size_t i = 0; i < pieces.size(); i++) {
+        int32_t len = (int32_t)pieces[i].size();
+        put(&scores[i], 4);
+        put(&len, 4);
+        put(pieces[i].data(), pieces[i].size());
+    }
+    std::ofstream f(path, std::ios::binary);
+    if (!f) fail("cannot write tokenizer '" + path + "'");
+    f.write(out.data(), (std::streamsize)out.size());
+    if (!f) fail("error writing tokenizer '" + path + "'");
+}
+
+Tokenizer Tokenizer::bytes() {
+    Tokenizer t;
+    t.pieces = {"<unk>", "\n<s>\n", "\n</s>\n"};
+    for (int b = 0; b < 256; b++) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+        t.pieces.push_back(buf);
+    }
+    t.scores.assign(t.pieces.size(), 0.0f);
+    t.max_token_length = 6;  // "\n</s>\n" and "<0xXX>"
+    t.build_index();
+    return t;
+}
+
+void Tokenizer::build_index() {
+    ids_.clear();
+    ids_.reserve(pieces.size());
+    // emplace keeps the first id when a piece appears twice
+    for (size_t i = 0; i < pieces.size(); i++) ids_.emplace(pieces[i], (int)i);
+    indexed_size_ = pieces.size();
+}
+
+int Tokenizer::find(const std::string& piece) const {
+    auto it = ids_.find(piece);
+    return it == ids_.end() ? -1 : it->second;
+}
+
+// ---------------------------------------------------------------- encoding
+
+// Bytes in the UTF-8 character starting at text[i]; 1 for a stray or incomplete one,
+// so that invalid text still falls back to single bytes.
+static size_t utf8_char_length(const std::string& text, size_t i) {
+    unsigned char c = (unsigned char)text[i];
+    size_t n = c < 0x80 ? 1 : c < 0xC0 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF8 ? 4 : 0;
+    if (n == 0 || i + n > text.size()) return 1;
+    for (size_t j = 1; j < n; j++)
+        if (((unsigned char)text[i + j] & 0xC0) != 0x80) return 1;
+    return n;
+}
+
+// One token of the text being merged, in a doubly linked list; token -1 once merged away.
+struct Symbol {
+    int token, prev, next;
+};
+
+// A pair of adjacent symbols whose concatenation is a piece. It is stale when either
+// side has changed since it was queued.
+struct Merge {
+    float score;
+    int left, right;             // symbol indices
+    int left_token, right_token; // their tokens when queued
+    int merged;                  // the piece they form
+};
+
+// Highest score first; on a tie the leftmost pair, as a left-to-right scan would pick.
+struct MergeOrder {
+    bool operator()(const Merge& a, const Merge& b) const {
+        return a.score < b.score || (a.score == b.score && a.left > b.left);
+    }
+};
+using MergeQueue = std::priority_queue<Merge, std::vector<Merge>, MergeOrder>;
+
+std::vector<int> Tokenizer::encode(const std::string& text, bool bos, bool eos) const {
+    if (indexed_size_ != pieces.size()) fail("tokenizer: pieces changed since build_index()");
+    if ((bos || eos) && vocab_size() <= kEOS) fail("tokenizer: the vocabulary has no BOS/EOS tokens");
+
+    // sentencepiece's dummy prefix, then one symbol per character (or per byte)
+    std::vector<Symbol> syms;
+    auto add = [&](int token) { syms.push_back({token, (int)syms.size() - 1, (int)syms.size() + 1}); };
+    int space = text.empty() ? -1 : find(" ");
+    if (space >= 0) add(space);
+    for (size_t i = 0; i < text.size();) {
+        size_t n = utf8_char_length(text, i);
+        int id = find(text.substr(i, n));
+        if (id >= 0) add(id);
+        for (size_t j = 0; id < 0 && j < n; j++) {
+            int byte_id = (unsigned char)text[i + j] + kFirstByte;
+            if (byte_id >= vocab_size()) fail("tokenizer: text needs a byte token, but the vocabulary has no byte pieces");
+            add(byte_id);
+        }
+        i += n;
+    }
+    if (!syms.empty()) syms.back().next = -1;
+
+    // merge the best adjacent pair until no pair forms a piece
+    MergeQueue queue;
+    auto offer = [&](int left) {
+        int right = left < 0 ? -1 : syms[left].next;
+        if (right < 0) return;
+        int id = find(pieces[syms[left].token] + pieces[syms[right].token]);
+        if (id >= 0) queue.push({scores[id], left, right, syms[left].token, syms[right].token, id});
+    };
+    for (int i = 0; i + 1 < (int)syms.size(); i++) offer(i);
+    while (!queue.empty()) {
+        Merge m = queue.top();
+        queue.pop();
+        Symbol& l = syms[m.left];
+        Symbol& r = syms[m.right];
+        if (l.next != m.right || l.token != m.left_token || r.token != m.right_token) continue;  // stale
+        l.token = m.merged;
+        l.next = r.next;
+        if (r.next >= 0) syms[r.next].prev = m.left;
+        r.token = -1;
+        offer(l.prev);
+        offer(m.left);
+    }
+
+    std::vector<int> tokens;
+    if (bos) tokens.push_back(kBOS);
+    for (int i = syms.empty() ? -1 : 0; i >= 0; i = syms[i].next) tokens.push_back(syms[i].token);  // symbol 0 is never merged away
+    if (eos) tokens.push_back(kEOS);
+    return tokens;
+}
+
+// ---------------------------------------------------------------- decoding
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+// The byte a piece "<0xXX>" stands for, or -1 for any other piece.
+static int byte_piece_value(const std::string& p) {
+    if (p.size() != 6 || p.compare(0, 3, "<0x") != 0 || p[5] != '>') return -1;
+    int hi = hex_digit(p[3]), lo = hex_digit(p[4]);
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+std::string Tokenizer::decode_piece(int prev_token, int token) const {
+    if (token < 0 || token >= vocab_size())
+        fail("token id " + std::to_string(token) + " is outside the tokenizer's vocabulary of " + std::to_string(vocab_size()));
+    const std::string& piece = pieces[token];
+    int byte = byte_piece_value(piece);
+    if (byte >= 0) return std::string(1, (char)byte);
+    if (prev_token == kBOS && !piece.empty() && piece[0] == ' ') return piece.substr(1);  // the dummy prefix
+    return piece;
+}
+
+std::string Tokenizer::decode(const std::vector<int>& tokens) const {
+    std::string out;
+    int prev = -1;
+    for (int t : tokens) {
+        if (t != kBOS && t != kEOS) out += decode_piece(prev, t);
+        prev = t;
+    }
+    return out;
+}
