@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 void fail(const std::string& message) { throw std::runtime_error(message); }
 
@@ -48,6 +50,38 @@ std::string read_text_file(const std::string& path) {
     std::ostringstream ss;
     ss << f.rdbuf();
     return ss.str();
+}
+
+OutputFile::OutputFile(const std::string& path) : path_(path), temp_(path + ".tmp-" + std::to_string(::getpid())) {
+    f_ = std::fopen(temp_.c_str(), "wb");
+    if (!f_) fail("cannot write '" + path + "': " + std::strerror(errno));
+}
+
+OutputFile::~OutputFile() {
+    if (!f_) return;
+    std::fclose(f_);
+    std::remove(temp_.c_str());
+}
+
+void OutputFile::write(const void* data, size_t bytes) {
+    if (bytes > 0 && std::fwrite(data, 1, bytes, f_) != bytes) fail("error writing '" + path_ + "': " + std::strerror(errno));
+}
+
+void OutputFile::commit() {
+    const bool flushed = std::fflush(f_) == 0;
+    const bool closed = std::fclose(f_) == 0;
+    f_ = nullptr;
+    if (!flushed || !closed || std::rename(temp_.c_str(), path_.c_str()) != 0) {
+        const std::string why = std::strerror(errno);
+        std::remove(temp_.c_str());
+        fail("error writing '" + path_ + "': " + why);
+    }
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+    OutputFile f(path);
+    f.write(text);
+    f.commit();
 }
 
 float Rng::normal() {

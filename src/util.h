@@ -1,6 +1,7 @@
 // Small helpers shared by everything: errors, parsing, a seeded RNG, timing.
 #pragma once
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -14,6 +15,26 @@ float parse_float(const std::string& s, const std::string& what);
 std::vector<std::string> split(const std::string& s, char sep);
 bool starts_with(const std::string& s, const std::string& prefix);
 std::string read_text_file(const std::string& path);
+
+// A file written all or nothing: bytes go to a temporary file beside PATH, and commit()
+// renames it over PATH. Without commit() (an error on the way) the temporary file is
+// removed, so a failed command leaves an existing PATH as it was.
+class OutputFile {
+public:
+    explicit OutputFile(const std::string& path);
+    ~OutputFile();
+    OutputFile(const OutputFile&) = delete;
+    OutputFile& operator=(const OutputFile&) = delete;
+    void write(const void* data, size_t bytes);
+    void write(const std::string& text) { write(text.data(), text.size()); }
+    void commit();
+    const std::string& path() const { return path_; }
+private:
+    std::string path_, temp_;
+    std::FILE* f_ = nullptr;
+};
+// The whole text to PATH through an OutputFile.
+void write_file_atomic(const std::string& path, const std::string& text);
 
 // xorshift64* random numbers: deterministic across machines for a given seed.
 struct Rng {

@@ -118,5 +118,14 @@ else
     fail=$((fail + 1)); echo "FAILED: calibrate plan file not accepted by info/generate/eval"
 fi
 
+# a failed command leaves the files it would have written as they were, and no temporary files
+printf 'keep me\n' > "$T/keep.csv"; printf 'keep me\n' > "$T/keep.svg"
+expect_error "throughput keeps files" "no plan fits"    -- "$BIN" bench throughput --preset tiny --budget 10K --prompt 8 -n 8 --csv "$T/keep.csv" --svg "$T/keep.svg"
+if [ "$(cat "$T/keep.csv")$(cat "$T/keep.svg")" == "keep mekeep me" ] && [ -z "$(ls "$T" | grep -F .tmp-)" ]; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1)); echo "FAILED: a failed bench throughput changed --csv/--svg or left a temporary file"
+fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -102,3 +102,21 @@ TEST_CASE("truncated, foreign and missing files give one clear error", "[model]"
     for (const std::string& f : {temp_path("good.kvs"), temp_path("good.bin"), temp_path("short.kvs"), temp_path("short.bin"), temp_path("foreign.txt"), temp_path("tiny.txt")})
         std::remove(f.c_str());
 }
+
+TEST_CASE("a write that fails part way leaves the old file and no temporary file", "[model]") {
+    const std::string path = temp_path("atomic.kvs");
+    const Model a = small_model("standard");
+    save_model(path, a);
+    const std::string before = read_text_file(path);
+    {
+        OutputFile f(path);
+        f.write("half a model");
+        // no commit(): an error was thrown on the way
+    }
+    CHECK(read_text_file(path) == before);
+    CHECK_FALSE(std::filesystem::exists(path + ".tmp-" + std::to_string(getpid())));
+    // and a committed write replaces it
+    write_file_atomic(path, "new");
+    CHECK(read_text_file(path) == "new");
+    std::remove(path.c_str());
+}

@@ -185,11 +185,6 @@ ThroughputRow fit_and_run(Model& m, const GenerationSettings& s, size_t budget, 
     return row;
 }
 
-void write_file(const std::string& path, const std::string& text) {
-    std::ofstream f(path);
-    if (!f || !(f << text)) fail("kvshare bench throughput: cannot write " + path);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -299,16 +294,16 @@ int bench_throughput(int argc, char** argv) {
             std::printf("  %-20s batch %5d  memory %10s  total %10.1f tok/s\n", r.plan.c_str(), r.batch,
                         format_bytes((double)r.memory).c_str(), r.total_tok_s());
     }
-    if (a.has("--csv")) write_file(a.get("--csv"), throughput_csv(points));
+    bool any = false;
+    for (const ThroughputRow& r : rows) any = any || r.batch > 0;
+    if (!any) fail("kvshare bench throughput: no plan fits the budget at batch 1; raise --budget");
+    if (a.has("--csv")) write_file_atomic(a.get("--csv"), throughput_csv(points));
     if (a.has("--svg")) {
         const std::string title = std::string("generated tokens/s by batch, ") +
                                   (a.has("--preset") ? a.get("--preset") : std::string("model")) + ", " +
                                   (d == Device::CUDA ? "cuda" : "cpu") + ", prompt " + std::to_string(s.prompt) +
                                   ", generate " + std::to_string(s.gen);
-        write_file(a.get("--svg"), throughput_svg(points, title));
+        write_file_atomic(a.get("--svg"), throughput_svg(points, title));
     }
-    bool any = false;
-    for (const ThroughputRow& r : rows) any = any || r.batch > 0;
-    if (!any) fail("kvshare bench throughput: no plan fits the budget at batch 1; raise --budget");
     return 0;
 }

@@ -17,7 +17,7 @@ static void check_finite(const Model& m, const std::string& path) {
 }
 
 Model load_model(const std::string& path, const std::string& plan_spec) {
-    File file(path, "rb");
+    File file(path);
     if (file.size() < 28) fail("'" + path + "' is too small to be a model (" + std::to_string(file.size()) + " bytes)");
     char magic[4];
     file.read(magic, 4);

@@ -1,5 +1,5 @@
-// A checkpoint file opened for reading or writing: every short read is "truncated", every
-// failed write an error naming the file (shared by the formats' readers and writers).
+// A checkpoint file opened for reading: every short read is "truncated" (shared by the
+// formats' readers; writers use OutputFile, src/util.h).
 #pragma once
 #include "src/util.h"
 #include <cstdio>
@@ -8,8 +8,8 @@
 struct File {
     FILE* f = nullptr;
     std::string path;
-    File(const std::string& p, const char* mode) : path(p) {
-        f = std::fopen(p.c_str(), mode);
+    explicit File(const std::string& p) : path(p) {
+        f = std::fopen(p.c_str(), "rb");
         if (!f) fail("cannot open '" + p + "'");
     }
     ~File() { if (f) std::fclose(f); }
@@ -21,9 +21,6 @@ struct File {
     }
     void read(void* dst, size_t bytes) {
         if (std::fread(dst, 1, bytes, f) != bytes) fail("'" + path + "' is truncated");
-    }
-    void write(const void* src, size_t bytes) {
-        if (std::fwrite(src, 1, bytes, f) != bytes) fail("error writing '" + path + "'");
     }
     void skip(size_t bytes) {
         if (std::fseek(f, (long)bytes, SEEK_CUR) != 0) fail("'" + path + "' is truncated");

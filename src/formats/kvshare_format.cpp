@@ -49,7 +49,7 @@ Model load_kvshare(const std::string& path, File& file) {
 }
 
 void save_model(const std::string& path, const Model& m) {
-    File file(path, "wb");
+    OutputFile file(path);
     const Config& c = m.config;
     int32_t h[8] = {c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.max_seq_len, c.shared_classifier ? 1 : 0};
     float f[2] = {c.rope_theta, c.norm_eps};
@@ -62,4 +62,5 @@ void save_model(const std::string& path, const Model& m) {
     file.write(&flags, 4);
     file.write(src.data(), src.size() * 4);
     for (auto* t : const_cast<Weights&>(m.weights).tensors()) file.write(t->data(), t->size() * sizeof(float));
+    file.commit();
 }

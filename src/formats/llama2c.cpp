@@ -39,7 +39,7 @@ Model load_llama2c(const std::string& path, File& file) {
 void save_llama2c(const std::string& path, const Model& m) {
     const Config& c = m.config;
     if (m.plan.n_kv_layers() != c.n_layers) fail("llama2.c checkpoints need every layer's K/V weights (the standard plan)");
-    File file(path, "wb");
+    OutputFile file(path);
     int32_t h[7] = {c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads,
                     c.shared_classifier ? c.vocab_size : -c.vocab_size, c.max_seq_len};
     file.write(h, sizeof h);
@@ -58,4 +58,5 @@ void save_llama2c(const std::string& path, const Model& m) {
     file.write(re.data(), re.size() * sizeof(float));
     file.write(im.data(), im.size() * sizeof(float));
     if (!c.shared_classifier) file.write(w.wcls.data(), w.wcls.size() * sizeof(float));
+    file.commit();
 }

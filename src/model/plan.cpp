@@ -218,9 +218,7 @@ std::vector<std::string> named_plans(int L, int kv) {
 }
 
 void write_plan_file(const std::string& path, const Plan& plan, const std::string& comment) {
-    std::ofstream f(path);
-    if (!f) fail("cannot write plan file '" + path + "'");
-    for (const std::string& line : split(comment, '\n')) f << "# " << line << "\n";
-    f << plan.spec() << "\n";
-    if (!f) fail("error writing plan file '" + path + "'");
+    std::string text;
+    for (const std::string& line : split(comment, '\n')) text += "# " + line + "\n";
+    write_file_atomic(path, text + plan.spec() + "\n");
 }

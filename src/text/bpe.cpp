@@ -219,14 +219,13 @@ void save_tokenizer_bin(const std::string& path, const BpeVocab& v) {
              " scores");
     int32_t max_len = 0;
     for (const std::string& p : v.pieces) max_len = std::max(max_len, (int32_t)p.size());
-    std::ofstream f(path, std::ios::binary);
-    if (!f) fail("cannot write '" + path + "'");
-    f.write((const char*)&max_len, sizeof max_len);
+    OutputFile f(path);
+    f.write(&max_len, sizeof max_len);
     for (size_t i = 0; i < v.pieces.size(); i++) {
         int32_t len = (int32_t)v.pieces[i].size();
-        f.write((const char*)&v.scores[i], sizeof(float));
-        f.write((const char*)&len, sizeof len);
+        f.write(&v.scores[i], sizeof(float));
+        f.write(&len, sizeof len);
         f.write(v.pieces[i].data(), len);
     }
-    if (!f) fail("error while writing '" + path + "'");
+    f.commit();
 }

@@ -76,10 +76,7 @@ void Tokenizer::save(const std::string& path) const {
         put(&len, 4);
         put(pieces[i].data(), pieces[i].size());
     }
-    std::ofstream f(path, std::ios::binary);
-    if (!f) fail("cannot write tokenizer '" + path + "'");
-    f.write(out.data(), (std::streamsize)out.size());
-    if (!f) fail("error writing tokenizer '" + path + "'");
+    write_file_atomic(path, out);
 }
 
 Tokenizer Tokenizer::bytes() {
