@@ -2,7 +2,7 @@
 // version of every CUDA kernel with device events (median of R runs after W warm-up runs)
 // and prints GFLOP/s or GB/s next to the ceiling measured on the same GPU: cuBLAS SGEMM
 // for GEMM and prefill attention, a device-to-device copy for the memory-bound kernels.
-// argv[0] may be the word "kernels". Returns the exit status (1 without a GPU).
+// argv[0] may be the word "kernels". Fails (one error line) on bad options and without a GPU.
 #pragma once
 
 int bench_kernels(int argc, char** argv);

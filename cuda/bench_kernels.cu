@@ -3,6 +3,8 @@
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
 #include "src/model/backend.h"
+#include "src/model/memory.h"
+#include "src/util.h"
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -321,11 +323,10 @@ void bench_attention(const Options& opt, double cublas_gflops, double copy_gbs) 
     }
 }
 
-int parse_positive(const char* s, const char* what) {
-    char* end = nullptr;
-    const long v = std::strtol(s, &end, 10);
-    if (!end || *end || v <= 0 || v > 1 << 20) throw std::runtime_error(std::string("bench kernels: bad ") + what + ": " + s);
-    return (int)v;
+// --size, --runs, --warmup: the ranges --help states.
+int parse_option(const std::string& value, const std::string& option) {
+    const int hi = option == "--size" ? 16384 : 1000;
+    return parse_int_in(value, "kvshare bench kernels " + option, option == "--warmup" ? 0 : 1, hi);
 }
 
 }  // namespace
@@ -342,24 +343,26 @@ int bench_kernels(int argc, char** argv) {
                 "  events) against ceilings measured on the same GPU: cuBLAS SGEMM for GEMM and prefill\n"
                 "  attention, a device-to-device copy for the memory-bound kernels.\n"
                 "  FILTER: only kernels whose name contains it (gemm, softmax, rmsnorm, rope, swiglu,\n"
-                "  residual, embedding, attention, prefill, decode). --size: GEMM size N (N^3, default 4096);\n"
-                "  --runs (default 10); --warmup (default 2).\n");
+                "  residual, embedding, attention, prefill, decode). --size: GEMM size N (N^3, default 4096,\n"
+                "  1..16384, its four N x N matrices must fit the GPU's free memory); --runs (default 10,\n"
+                "  1..1000); --warmup (default 2, 0..1000).\n");
             return 0;
         }
-        if ((a == "--size" || a == "--runs" || a == "--warmup") && i + 1 < argc) {
-            const int v = parse_positive(argv[++i], a.c_str());
+        if (a == "--size" || a == "--runs" || a == "--warmup") {
+            if (i + 1 >= argc) fail("kvshare bench kernels: option " + a + " needs a value");
+            const int v = parse_option(argv[++i], a);
             (a == "--size" ? opt.size : a == "--runs" ? opt.runs : opt.warmup) = v;
         } else if (!a.empty() && a[0] == '-') {
-            throw std::runtime_error("bench kernels: unknown option " + a + " (see --help)");
+            fail("kvshare bench kernels: unknown option '" + a + "' (see --help)");
         } else {
             opt.filters.push_back(a);
         }
     }
     std::string why;
-    if (!cuda_available(&why)) {
-        std::printf("kvshare bench kernels: %s\n", why.c_str());
-        return 1;
-    }
+    if (!cuda_available(&why)) fail("kvshare bench kernels: " + why);
+    // the GEMM's x, w, out and cuBLAS's reference: four size x size matrices
+    check_memory(MemoryNeed().gpu("GEMM matrices", sat_product({4, (size_t)opt.size, (size_t)opt.size, sizeof(float)})),
+                 "kvshare bench kernels", "a smaller --size");
     int dev = 0;
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDevice(&dev));

@@ -1,5 +1,6 @@
 #include "reference/forward.h"
 #include "reference/ops.h"
+#include "src/model/memory.h"
 #include "src/util.h"
 #include <algorithm>
 #include <cstring>
@@ -15,6 +16,8 @@ CpuBackend::CpuBackend(const Model& m, int batch, int context) : m_(m), batch_(b
     if (context > c.max_seq_len)
         fail("context " + std::to_string(context) + " exceeds the model's max_seq_len " + std::to_string(c.max_seq_len));
     kv_ = KVLayout{m.plan.n_kv_layers(), batch, context, c.kv_dim()};
+    check_memory(MemoryNeed().host("KV cache", ::kv_cache_bytes(c, kv_.n_slots, batch, context)), "the CPU forward",
+                 "a smaller batch or context");
     key_cache_.assign(kv_.floats(), 0.0f);
     value_cache_.assign(kv_.floats(), 0.0f);
     grow(batch);
@@ -22,6 +25,12 @@ CpuBackend::CpuBackend(const Model& m, int batch, int context) : m_(m), batch_(b
 
 void CpuBackend::grow(int rows) {
     const Config& c = m_.config;
+    if ((size_t)rows > positions_.size()) {  // growing: checked before it is taken
+        MemoryNeed need;
+        need.host("run state for " + std::to_string(rows) + " rows",
+                  run_state_bytes(c, m_.plan.iterates(), (size_t)rows - positions_.size(), 0));
+        check_memory(need, "the CPU forward", "a shorter prompt or a smaller batch");
+    }
     auto fit = [rows](std::vector<float>& v, int width) {
         if (v.size() < (size_t)rows * width) v.resize((size_t)rows * width);
     };

@@ -185,8 +185,9 @@ double run(const Model& m, const int* tokens, int batch, int n, const TrainItera
     if (n > c.max_seq_len)
         fail("sequence length " + std::to_string(n) + " exceeds the model's max_seq_len " + std::to_string(c.max_seq_len));
     if (plan.n_layers() != L) fail("the plan has " + std::to_string(plan.n_layers()) + " layers, the model " + std::to_string(L));
-    if (plan.iterates() && (it.m < 0 || it.b < 1))
-        fail("iterations m,b = " + std::to_string(it.m) + "," + std::to_string(it.b) + ": need m >= 0 and b >= 1");
+    if (plan.iterates() && (it.m < 0 || it.b < 1 || it.m > kMaxTrainIterations || it.b > kMaxTrainIterations))
+        fail("iterations m,b = " + std::to_string(it.m) + "," + std::to_string(it.b) + ": need m in 0.." +
+             std::to_string(kMaxTrainIterations) + " and b in 1.." + std::to_string(kMaxTrainIterations));
     if (grad) {
         auto mine = const_cast<Weights&>(m.weights).tensors(), theirs = grad->tensors();
         for (size_t i = 0; i < mine.size(); i++)

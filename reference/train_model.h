@@ -19,6 +19,9 @@ struct TrainIterations {
     int m = 7;
     int b = 2;
 };
+// m and b at most this: each is a pass over the block per step, and b recorded passes keep
+// their activations.
+const int kMaxTrainIterations = 100;
 
 // tokens (batch, n + 1): inputs tokens[:, 0..n-1], targets tokens[:, 1..n].
 // Returns the mean cross-entropy over batch * n predictions. When grad != nullptr

@@ -1,5 +1,7 @@
 #include "src/util.h"
+#include <cctype>
 #include <cerrno>
+#include <climits>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -7,16 +9,23 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void fail(const std::string& message) { throw std::runtime_error(message); }
+
+// strtol and strtof stop at a NUL byte, so the end must be the string's own end.
+static bool parsed_whole(const std::string& s, const char* end) {
+    return !s.empty() && end == s.c_str() + s.size() && !std::isspace((unsigned char)s[0]);
+}
 
 int parse_int(const std::string& s, const std::string& what) {
     char* end = nullptr;
     errno = 0;
     long v = std::strtol(s.c_str(), &end, 10);
-    if (s.empty() || *end != '\0' || errno == ERANGE || v < INT32_MIN || v > INT32_MAX)
-        fail(what + ": '" + s + "' is not an integer");
+    if (!parsed_whole(s, end)) fail(what + ": '" + s + "' is not an integer");
+    if (errno == ERANGE || v < INT32_MIN || v > INT32_MAX)
+        fail(what + ": '" + s + "' is out of range for an integer");
     return (int)v;
 }
 
@@ -24,8 +33,37 @@ float parse_float(const std::string& s, const std::string& what) {
     char* end = nullptr;
     errno = 0;
     float v = std::strtof(s.c_str(), &end);
-    if (s.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
-        fail(what + ": '" + s + "' is not a number");
+    if (!parsed_whole(s, end) || std::isnan(v)) fail(what + ": '" + s + "' is not a number");
+    // ERANGE on underflow returns the nearest tiny value, which is the number asked for
+    if (!std::isfinite(v) || (errno == ERANGE && std::fabs(v) > 1.0f))
+        fail(what + ": '" + s + "' is out of range for a float");
+    return v;
+}
+
+static std::string float_text(float x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", x);
+    return buf;
+}
+
+int parse_int_in(const std::string& s, const std::string& what, int lo, int hi) {
+    const std::string range = std::to_string(lo) + ".." + std::to_string(hi);
+    char* end = nullptr;
+    errno = 0;
+    long v = std::strtol(s.c_str(), &end, 10);
+    if (!parsed_whole(s, end)) fail(what + ": '" + s + "' is not an integer (allowed: " + range + ")");
+    if (errno == ERANGE || v < lo || v > hi) fail(what + " must be " + range + ", got " + s);
+    return (int)v;
+}
+
+float parse_float_in(const std::string& s, const std::string& what, float lo, float hi) {
+    const std::string range = float_text(lo) + ".." + float_text(hi);
+    char* end = nullptr;
+    errno = 0;
+    float v = std::strtof(s.c_str(), &end);
+    if (!parsed_whole(s, end) || std::isnan(v)) fail(what + ": '" + s + "' is not a number (allowed: " + range + ")");
+    if (!std::isfinite(v) || (errno == ERANGE && std::fabs(v) > 1.0f) || v < lo || v > hi)
+        fail(what + " must be " + range + ", got " + s);
     return v;
 }
 
@@ -44,12 +82,52 @@ bool starts_with(const std::string& s, const std::string& prefix) {
     return s.compare(0, prefix.size(), prefix) == 0;
 }
 
-std::string read_text_file(const std::string& path) {
+void check_input_file(const std::string& path, const std::string& what) {
+    struct stat st;
+    if (path.empty()) fail(what + ": the path is empty");
+    if (stat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) fail(what + " '" + path + "': no such file");
+        fail(what + " '" + path + "': " + std::strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) fail(what + " '" + path + "' is a directory, not a file");
+    if (access(path.c_str(), R_OK) != 0) fail(what + " '" + path + "': " + std::strerror(errno));
+}
+
+void check_output_file(const std::string& path, const std::string& what) {
+    struct stat st;
+    if (path.empty()) fail(what + ": the path is empty");
+    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) fail(what + " '" + path + "' is a directory, not a file");
+    const size_t slash = path.find_last_of('/');
+    const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    if (stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        fail(what + " '" + path + "': the folder '" + folder + "' does not exist");
+    if (access(folder.c_str(), W_OK) != 0) fail(what + " '" + path + "': cannot write in '" + folder + "': " + std::strerror(errno));
+}
+
+size_t file_size(const std::string& path) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0) fail("cannot read '" + path + "': " + std::strerror(errno));
+    return (size_t)st.st_size;
+}
+
+std::string read_text_file(const std::string& path, const std::string& what, size_t max_bytes) {
+    check_input_file(path, what);
     std::ifstream f(path, std::ios::binary);
-    if (!f) fail("cannot open '" + path + "'");
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
+    if (!f) fail("cannot open " + what + " '" + path + "'");
+    // the size first: a device or a FIFO reports 0 and is read as it comes, up to the limit
+    const size_t size = file_size(path);
+    if (size > max_bytes)
+        fail(what + " '" + path + "' has " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) + " allowed");
+    std::string text;
+    text.reserve(size);
+    char buf[1 << 16];
+    while (f.read(buf, sizeof buf) || f.gcount() > 0) {
+        if (text.size() + (size_t)f.gcount() > max_bytes)
+            fail(what + " '" + path + "' holds more than the " + std::to_string(max_bytes) + " bytes allowed");
+        text.append(buf, (size_t)f.gcount());
+    }
+    if (f.bad()) fail("error reading " + what + " '" + path + "'");
+    return text;
 }
 
 OutputFile::OutputFile(const std::string& path) : path_(path), temp_(path + ".tmp-" + std::to_string(::getpid())) {

@@ -9,12 +9,28 @@
 // Every user-facing error is a std::runtime_error; main() prints it as one line.
 [[noreturn]] void fail(const std::string& message);
 
-// Strict integer / float parsing: the whole string must be a number in range.
+// Strict integer / float parsing: the whole string must be a number (a NUL byte, a space,
+// hex or a trailing word make it "not an integer" / "not a number").
 int parse_int(const std::string& s, const std::string& what);
 float parse_float(const std::string& s, const std::string& what);
+// The same, within [lo, hi]: "WHAT must be lo..hi, got S". Every numeric flag has a range
+// (src/commands/args.h), and its --help states it. A float too small for a float (1e-45)
+// is that tiny number, not an error; one too large for a float is out of range.
+int parse_int_in(const std::string& s, const std::string& what, int lo, int hi);
+float parse_float_in(const std::string& s, const std::string& what, float lo, float hi);
 std::vector<std::string> split(const std::string& s, char sep);
 bool starts_with(const std::string& s, const std::string& prefix);
-std::string read_text_file(const std::string& path);
+
+// Input and output paths, checked before any work, with what is wrong in the message:
+// "WHAT 'PATH': no such file", "... is a directory", the system's reason otherwise.
+void check_input_file(const std::string& path, const std::string& what);
+// An output path must not be a directory, and its folder must exist.
+void check_output_file(const std::string& path, const std::string& what);
+// Bytes of a file check_input_file accepted.
+size_t file_size(const std::string& path);
+// The whole file; at most max_bytes (else an error naming the size), checked first.
+std::string read_text_file(const std::string& path, const std::string& what = "file",
+                           size_t max_bytes = (size_t)1 << 40);
 
 // A file written all or nothing: bytes go to a temporary file beside PATH, and commit()
 // renames it over PATH. Without commit() (an error on the way) the temporary file is

@@ -33,7 +33,7 @@ expect_error() {
     fi
 }
 
-expect_error "missing model"        "cannot open"       -- "$BIN" generate "$T/nope.kvs"
+expect_error "missing model"        "no such file"       -- "$BIN" generate "$T/nope.kvs"
 expect_error "truncated model"      "truncated"         -- "$BIN" generate "$T/short.kvs"
 expect_error "truncated llama2.c"   "truncated"         -- "$BIN" info "$T/short.bin"
 expect_error "foreign file"         "llama2.c"          -- "$BIN" generate "$T/foreign.bin"
@@ -49,12 +49,12 @@ expect_error "option needs value"   "needs a value"     -- "$BIN" generate "$T/m
 expect_error "bad number"           "not a number"      -- "$BIN" generate "$T/m.kvs" -t hot
 expect_error "bad integer"          "not an integer"    -- "$BIN" generate "$T/m.kvs" -n 12x
 expect_error "bad prefill"          "unknown mode"      -- "$BIN" generate "$T/m.kvs" --prefill fast
-expect_error "bad iterations"       "N >= 1"            -- "$BIN" generate "$T/m.kvs" --prefill iterations:0
+expect_error "bad iterations"       "1..1048576"            -- "$BIN" generate "$T/m.kvs" --prefill iterations:0
 expect_error "bad device"           "unknown device"    -- "$BIN" generate "$T/m.kvs" --device tpu
 expect_error "bad batch"            "batch"             -- "$BIN" generate "$T/m.kvs" --batch 0
-expect_error "bad temperature"      "temperature"       -- "$BIN" generate "$T/m.kvs" -t -1
+expect_error "bad temperature"      "-t must be 0..100"       -- "$BIN" generate "$T/m.kvs" -t -1
 expect_error "unknown command"      "unknown command"   -- "$BIN" frobnicate
-expect_error "missing tokenizer"    "cannot open"       -- "$BIN" generate "$T/m.kvs" -z "$T/nope.bin"
+expect_error "missing tokenizer"    "no such file"       -- "$BIN" generate "$T/m.kvs" -z "$T/nope.bin"
 expect_error "wrong tokenizer"      "tokenizer"         -- "$BIN" generate "$T/m.kvs" -z "$T/text.txt"
 expect_error "eval without data"    "--data"            -- "$BIN" eval "$T/m.kvs"
 expect_error "eval empty data"      "empty"             -- "$BIN" eval "$T/m.kvs" --data "$T/empty.txt"
@@ -71,15 +71,15 @@ expect_error "throughput bad plan"  "plan"              -- "$BIN" bench throughp
 expect_error "throughput no model"  "MODEL"             -- "$BIN" bench throughput
 expect_error "plans bad plan"       "unknown"           -- "$BIN" bench plans --preset tiny --plans "standard banana" --prompt 8 -n 8
 expect_error "plans bad number"     "not an integer"    -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --repeats two
-expect_error "plans zero batch"     "at least 1"        -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --batch 0
+expect_error "plans zero batch"     "1..65535"        -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --batch 0
 expect_error "plans context"        "exceeds"           -- "$BIN" bench plans --preset tiny --prompt 60 -n 8
 expect_error "plans bad device"     "unknown device"    -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --device tpu
 expect_error "plans bad copy size"  "not a size"        -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --copy-size big
-expect_error "plans bad gemm size"  "at least 1"        -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --gemm-size 0
+expect_error "plans bad gemm size"  "1..16384"        -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --gemm-size 0
 expect_error "plans no model"       "MODEL"             -- "$BIN" bench plans
 expect_error "plans model and preset" "not both"        -- "$BIN" bench plans "$T/m.kvs" --preset tiny
 expect_error "plans needs standard" "K/V weights" -- "$BIN" bench plans "$T/lckv.kvs" --plans standard --prompt 8 -n 8
-expect_error "prefill bad iterations" "at least 1"      -- "$BIN" bench prefill --preset tiny --iterations "1 0"
+expect_error "prefill bad iterations" "1..1024"      -- "$BIN" bench prefill --preset tiny --iterations "1 0"
 expect_error "prefill word iterations" "not an integer" -- "$BIN" bench prefill --preset tiny --iterations "1 two"
 expect_error "prefill no iterations" "empty"            -- "$BIN" bench prefill --preset tiny --iterations ""
 expect_error "prefill takes no -n"  "unknown option"    -- "$BIN" bench prefill --preset tiny -n 8

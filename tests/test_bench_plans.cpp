@@ -87,11 +87,12 @@ TEST_CASE("prefill_layer_passes: layers outside blocks once, block layers T time
 }
 
 TEST_CASE("parse_int_list and parse_devices", "[bench_plans]") {
-    CHECK(parse_int_list("1 2 4 9", "--iterations") == std::vector<int>{1, 2, 4, 9});
-    CHECK(parse_int_list("  3 ", "--iterations") == std::vector<int>{3});
-    for (const char* bad : {"", "  ", "0", "1 -2", "2x", "1,2"}) {
+    CHECK(parse_int_list("1 2 4 9", "--iterations", 1, 1024) == std::vector<int>{1, 2, 4, 9});
+    CHECK(parse_int_list("  3 ", "--iterations", 1, 1024) == std::vector<int>{3});
+    CHECK(parse_int_list("1024", "--iterations", 1, 1024) == std::vector<int>{1024});
+    for (const char* bad : {"", "  ", "0", "1 -2", "2x", "1,2", "1025", "99999999999"}) {
         INFO("'" << bad << "'");
-        CHECK_THROWS_WITH(parse_int_list(bad, "--iterations"), Catch::Contains("--iterations"));
+        CHECK_THROWS_WITH(parse_int_list(bad, "--iterations", 1, 1024), Catch::Contains("--iterations"));
     }
     CHECK(parse_devices("cpu") == std::vector<Device>{Device::CPU});
     CHECK_THROWS_WITH(parse_devices("tpu"), Catch::Contains("unknown device"));
@@ -138,12 +139,15 @@ TEST_CASE("parse_plan_bench: defaults, and one clear error per bad input", "[ben
     const std::vector<Bad> bad = {
         {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--plans", "standard banana"}, "unknown"},
         {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--plans", " "}, "--plans is empty"},
-        {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "0"}, "at least 1"},
-        {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--batch", "0"}, "at least 1"},
+        {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "0"}, "-n must be 1..64"},
+        {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--batch", "0"}, "--batch must be 1..65535"},
+        {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--batch", "1e9"}, "not an integer (allowed: 1..65535)"},
+        {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--copy-size", "100G"}, "a smaller --copy-size"},
         {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--repeats", "two"}, "not an integer"},
         {"plans", {"--preset", "tiny"}, "exceeds the context"},  // 32 + 64 > 64
         {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--copy-size", "lots"}, "not a size"},
-        {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--gemm-size", "0"}, "--gemm-size must be at least 1"},
+        {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--gemm-size", "0"}, "--gemm-size must be 1..16384"},
+        {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--gemm-size", "100000"}, "--gemm-size must be 1..16384"},
         {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--gemm-size", "big"}, "not an integer"},
         {"prefill", {"--preset", "tiny", "--gemm-size", "64"}, "unknown option"},
         {"plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--iterations", "2"}, "unknown option"},
@@ -151,10 +155,12 @@ TEST_CASE("parse_plan_bench: defaults, and one clear error per bad input", "[ben
         {"plans", {"--preset", "nope"}, "unknown preset"},
         {"plans", {"--prompt", "8"}, "MODEL"},
         {"plans", {"m.kvs", "--preset", "tiny"}, "not both"},
-        {"prefill", {"--preset", "tiny", "--iterations", "1 0"}, "at least 1"},
+        {"prefill", {"--preset", "tiny", "--iterations", "1 0"}, "--iterations must be 1..1024"},
         {"prefill", {"--preset", "tiny", "--iterations", ""}, "empty"},
         {"prefill", {"--preset", "tiny", "-n", "8"}, "unknown option"},
-        {"prefill", {"--preset", "tiny", "--prompt", "65"}, "exceeds the context"},
+        {"prefill", {"--preset", "tiny", "--prompt", "65"}, "--prompt must be 1..64"},
+        {"prefill", {"--preset", "tiny", "--prompt", "2147483647"}, "--prompt must be 1..64"},
+        {"plans", {"--preset", "tiny", "--prompt", "60", "-n", "2147483647"}, "-n must be 1..64"},
     };
     for (const Bad& b : bad) {
         std::string line = b.which;

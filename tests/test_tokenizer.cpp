@@ -177,14 +177,21 @@ TEST_CASE("bad tokenizer files give a clear error", "[tokenizer]") {
     // truncated inside a piece, inside a piece's header, and inside the file header
     write_bytes(bad, bytes.substr(0, bytes.size() - 3));
     CHECK_THROWS_WITH(Tokenizer::load(bad, 259), Catch::Contains("truncated inside piece 258"));
+    // too short for the pieces it must hold (8 bytes each at least): refused before anything is allocated
     write_bytes(bad, bytes.substr(0, 4 + 6));
-    CHECK_THROWS_WITH(Tokenizer::load(bad, 259), Catch::Contains("ends after 0 of 259"));
+    CHECK_THROWS_WITH(Tokenizer::load(bad, 259), Catch::Contains("fewer than the 2076 that 259 pieces take"));
     write_bytes(bad, bytes.substr(0, 2));
-    CHECK_THROWS_WITH(Tokenizer::load(bad, 259), Catch::Contains("too short"));
-    // a foreign file: its first bytes make an absurd piece length
-    write_bytes(bad, "not a tokenizer, just some text");
+    CHECK_THROWS_WITH(Tokenizer::load(bad, 259), Catch::Contains("fewer than the 2076"));
+    CHECK_THROWS_WITH(Tokenizer::load(good, 1 << 22), Catch::Contains("pieces take at least"));
+    // a foreign file: its first bytes make an absurd max_token_length, or piece length
+    std::string text;
+    while (text.size() < 3000) text += "not a tokenizer, just some text. ";
+    write_bytes(bad, text);
+    CHECK_THROWS_WITH(Tokenizer::load(bad, 259), Catch::Contains("bad max_token_length"));
+    write_bytes(bad, bytes.substr(0, 4) + text);
     CHECK_THROWS_WITH(Tokenizer::load(bad, 259), Catch::Contains("piece 0 of length"));
-    CHECK_THROWS_WITH(Tokenizer::load(temp_path("missing.bin"), 259), Catch::Contains("cannot open"));
+    CHECK_THROWS_WITH(Tokenizer::load(temp_path("missing.bin"), 259), Catch::Contains("no such file"));
+    CHECK_THROWS_WITH(Tokenizer::load(std::filesystem::temp_directory_path().string(), 259), Catch::Contains("is a directory"));
     std::remove(good.c_str());
     std::remove(bad.c_str());
 }

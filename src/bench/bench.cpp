@@ -9,12 +9,14 @@
 #include "src/formats/checkpoint.h"
 #include "src/model/backend.h"
 #include "src/bench/common.h"
+#include "src/model/memory.h"
 #include "src/bench/plans.h"
 #include "src/commands/commands.h"
 #include "src/bench/throughput.h"
 #include "src/text/tokenizer.h"
 #include "src/util.h"
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -24,13 +26,21 @@
 #define KVSHARE_KERNEL_BENCH 1
 #endif
 
-// MODEL as a positional argument, or --preset NAME for random weights of that shape.
+// MODEL as a positional argument, or --preset NAME for random weights of that shape; never
+// both (the preset would be benchmarked and MODEL silently ignored).
 static Model bench_model(const Args& a) {
     if (a.has("--preset")) {
+        if (!a.positional.empty())
+            fail(a.command + ": give MODEL or --preset NAME, not both ('" + a.positional[0] + "' and --preset " + a.get("--preset") + ")");
         Config c = preset_config(a.get("--preset"));
-        return init_model(c, parse_plan(a.get("--plan", "standard"), c.n_layers), (uint64_t)a.get_int("-s", 1));
+        const Plan plan = parse_plan(a.get("--plan", "standard"), c.n_layers);
+        const int seed = a.get_int("-s", 1, INT_MIN, INT_MAX);
+        check_memory(MemoryNeed().host("weights", weight_bytes(c, plan.n_kv_layers())), a.command, "a smaller --preset");
+        return init_model(c, plan, (uint64_t)seed);
     }
-    return load_model(a.need_positional(0, "MODEL (or --preset NAME)"), a.get("--plan"));
+    const std::string path = a.need_input_file(0, "MODEL (or --preset NAME)");
+    a.at_most_positional(1);
+    return load_model(path, a.get("--plan"));
 }
 
 static int bench_decode(int argc, char** argv) {
@@ -38,19 +48,22 @@ static int bench_decode(int argc, char** argv) {
                         {"--preset", "--plan", "--device", "--batch", "--prompt", "-n", "--repeats", "-s"}, {});
     if (a.has("--help")) {
         std::printf("usage: kvshare bench decode (MODEL | --preset NAME) [--plan PLAN] [--device cpu|cuda]\n"
-                    "                            [--batch B] [--prompt N] [-n STEPS] [--repeats R]\n"
+                    "                            [--batch B] [--prompt N] [-n STEPS] [--repeats R] [-s SEED]\n"
                     "Prefills B random prompts of N tokens (default 32), decodes STEPS tokens (default 64),\n"
-                    "R times (default 5); prints the median prefill and decode tokens/s.\n");
+                    "R times (default 5); prints the median prefill and decode tokens/s. Ranges: B 1..65535\n"
+                    "(and the KV cache must fit the memory available), N 1.., STEPS 0.. with N + STEPS at most\n"
+                    "the model's max_seq_len, R 1..1000, SEED (--preset's weights) any 32-bit integer.\n");
         return 0;
     }
+    const int batch = a.get_int("--batch", 1, 1, 65535), repeats = a.get_int("--repeats", 5, 1, 1000);
+    const Device device = parse_device(a.get("--device", "cpu"));
     Model m = bench_model(a);
-    const int batch = a.get_int("--batch", 1), prompt = a.get_int("--prompt", 32), steps = a.get_int("-n", 64);
-    const int repeats = a.get_int("--repeats", 5);
-    if (batch < 1 || prompt < 1 || steps < 0 || repeats < 1) fail("kvshare bench decode: sizes must be positive");
-    if (prompt + steps > m.config.max_seq_len)
-        fail("kvshare bench decode: --prompt + -n exceeds max_seq_len " + std::to_string(m.config.max_seq_len));
+    const int ctx = m.config.max_seq_len;
+    const int prompt = a.get_int("--prompt", 32, 1, ctx), steps = a.get_int("-n", 64, 0, ctx);
+    if (prompt + steps > ctx)
+        fail("kvshare bench decode: --prompt + -n = " + std::to_string(prompt + steps) + " exceeds max_seq_len " + std::to_string(ctx));
     GenerationSettings s;
-    s.device = parse_device(a.get("--device", "cpu"));
+    s.device = device;
     s.prompt = prompt;
     s.gen = steps;
     const GenerationRun r = time_generation(m, s, batch, steps, repeats, 1);  // the first round warms up
@@ -69,30 +82,44 @@ static int bench_converge(int argc, char** argv) {
     if (a.has("--help")) {
         std::printf("usage: kvshare bench converge (MODEL | --preset NAME) --plan PLAN [-n TOKENS] [--max-iterations K]\n"
                     "                              [-z TOKENIZER -i PROMPT] [-s SEED] [--device cpu|cuda]\n"
-                    "Runs one prompt (-i, or N random tokens, default 32) token by token, then by parallel\n"
-                    "iterations T = 1..K (default N); prints the logits' error against token by token and\n"
-                    "how many leading positions are exact (equal to the last bit).\n");
+                    "Runs one prompt (-i, or N random tokens, default 32, 1..the model's max_seq_len) token by\n"
+                    "token, then by parallel iterations T = 1..K (K 1..N, default N: at T = N every position is\n"
+                    "exact); prints the logits' error against token by token and how many leading positions\n"
+                    "are exact (equal to the last bit). SEED (random tokens, --preset's weights): any 32-bit integer.\n");
         return 0;
     }
+    if (a.has("-i") && a.has("-n")) fail("kvshare bench converge: give -i PROMPT or -n TOKENS, not both");
+    if (a.has("-z") && !a.has("-i")) fail("kvshare bench converge: -z goes with -i (random tokens need no tokenizer)");
+    const std::string tok_path = a.input_file("-z");
+    const Device device = parse_device(a.get("--device", "cpu"));
     Model m = bench_model(a);
+    const int ctx = m.config.max_seq_len, V = m.config.vocab_size;
+    std::vector<int> tokens;
+    if (a.has("-i")) tokens = tokenizer_for(tok_path, m).encode(a.get("-i"), true, false);
+    else tokens = random_tokens(a.get_int("-n", std::min(32, ctx), 1, ctx), V, (uint64_t)a.get_int("-s", 1, INT_MIN, INT_MAX));
+    const int n = (int)tokens.size();
+    if (n > ctx)
+        fail("kvshare bench converge: the prompt has " + std::to_string(n) + " tokens, more than the context of " + std::to_string(ctx));
+    const int kmax = a.get_int("--max-iterations", n, 1, n);
+    MemoryNeed need;
+    add_backend(need, m, device, 1, n, n, true);
+    need.host("the token-by-token logits", sat_product({(size_t)n, (size_t)V, sizeof(float)}));
+    check_memory(need, "kvshare bench converge", "a shorter prompt");
     if (!m.plan.iterates())
         std::printf("note: plan %s has no upward source; one pass is exact and iterations change nothing\n", m.plan.name.c_str());
-    std::vector<int> tokens;
-    if (a.has("-i")) tokens = tokenizer_for(a.get("-z"), m).encode(a.get("-i"), true, false);
-    else tokens = random_tokens(a.get_int("-n", 32), m.config.vocab_size, (uint64_t)a.get_int("-s", 1));
-    const int n = (int)tokens.size(), V = m.config.vocab_size;
-    if (n > m.config.max_seq_len) fail("kvshare bench converge: the prompt does not fit the context");
-    const int kmax = a.get_int("--max-iterations", n);
-    auto be = make_backend(m, parse_device(a.get("--device", "cpu")), 1, n);
+    auto be = make_backend(m, device, 1, n);
 
     PrefillOptions seq;
     seq.sequential = true;
     seq.all_positions = true;
     be->prefill(tokens.data(), n, seq);
+    check_finite_logits(be->logits(), (size_t)n * V, "the token-by-token prefill");
     std::vector<float> ref(be->logits(), be->logits() + (size_t)n * V);
 
     std::printf("plan %s, %d tokens, device %s\n", m.plan.spec().c_str(), n, be->device_name().c_str());
     std::printf("%-10s %-12s %-12s %-12s %s\n", "iterations", "rel_l2", "max_abs", "last_rel_l2", "exact_positions");
+    // relative errors against a zero reference fall back to the absolute one
+    auto relative = [](double diff, double norm) { return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff); };
     for (int T = 1; T <= kmax; T++) {
         PrefillOptions it;
         it.iterations = T;
@@ -100,6 +127,7 @@ static int bench_converge(int argc, char** argv) {
         it.all_positions = true;
         be->prefill(tokens.data(), n, it);
         const float* got = be->logits();
+        check_finite_logits(got, (size_t)n * V, "T = " + std::to_string(T));
         double diff = 0, norm = 0, max_abs = 0, last_diff = 0, last_norm = 0;
         int exact = 0;
         bool still_exact = true;
@@ -117,8 +145,8 @@ static int bench_converge(int argc, char** argv) {
                 if (p == n - 1) { last_diff += d * d; last_norm += (double)r[i] * r[i]; }
             }
         }
-        std::printf("%-10d %-12.3e %-12.3e %-12.3e %d of %d\n", T, std::sqrt(diff / norm), max_abs,
-                    std::sqrt(last_diff / last_norm), exact, n);
+        std::printf("%-10d %-12.3e %-12.3e %-12.3e %d of %d\n", T, relative(diff, norm), max_abs, relative(last_diff, last_norm),
+                    exact, n);
     }
     return 0;
 }

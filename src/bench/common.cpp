@@ -2,8 +2,10 @@
 // memory, and the one timing loop every generation benchmark uses.
 #include "src/bench/common.h"
 #include "src/formats/checkpoint.h"
+#include "src/model/memory.h"
 #include "src/util.h"
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <fstream>
 #include <malloc.h>
@@ -15,6 +17,7 @@ double median(std::vector<double> v) {
 }
 
 std::vector<int> random_tokens(int count, int vocab, uint64_t seed) {
+    if (count < 0 || vocab < 1) fail("random_tokens: " + std::to_string(count) + " tokens of a vocabulary of " + std::to_string(vocab));
     Rng rng(seed);
     std::vector<int> t(count);
     for (int& x : t) x = 3 + (int)(rng.next_u32() % (uint32_t)(vocab - 3 > 0 ? vocab - 3 : vocab));
@@ -26,13 +29,17 @@ Model PlanModels::make(const Plan& p) const { return preset ? init_model(config,
 
 PlanModels plan_models(const Args& a) {
     PlanModels pm;
+    if (a.has("--preset") ? !a.positional.empty() : a.positional.size() > 1)
+        fail(a.command + ": give one MODEL or --preset NAME, not both (see --help)");
     if (a.has("--preset")) {
         pm.name = a.get("--preset");
         pm.config = preset_config(pm.name);
         pm.preset = true;
-        pm.seed = (uint64_t)a.get_int("-s", 1);
+        pm.seed = (uint64_t)a.get_int("-s", 1, INT_MIN, INT_MAX);
+        // a model per plan at a time; standard's are the most weights
+        check_memory(MemoryNeed().host("weights", weight_bytes(pm.config, pm.config.n_layers)), a.command, "a smaller --preset");
     } else {
-        pm.name = a.need_positional(0, "MODEL (or --preset NAME)");
+        pm.name = a.need_input_file(0, "MODEL (or --preset NAME)");
         pm.base = load_model(pm.name);
         pm.config = pm.base.config;
     }
@@ -69,14 +76,10 @@ std::vector<Device> parse_devices(const std::string& s) {
 
 const char* device_word(Device d) { return d == Device::CUDA ? "cuda" : "cpu"; }
 
-std::vector<int> parse_int_list(const std::string& s, const std::string& what) {
+std::vector<int> parse_int_list(const std::string& s, const std::string& what, int lo, int hi) {
     std::vector<int> out;
     std::istringstream in(s);
-    for (std::string word; in >> word;) {
-        const int v = parse_int(word, what);
-        if (v < 1) fail(what + ": '" + word + "' must be at least 1");
-        out.push_back(v);
-    }
+    for (std::string word; in >> word;) out.push_back(parse_int_in(word, what, lo, hi));
     if (out.empty()) fail(what + ": the list is empty (e.g. \"1 2 4 9\")");
     return out;
 }
@@ -95,18 +98,7 @@ size_t allocated_bytes(Device d) {
 }
 
 size_t available_bytes(Device d) {
-    if (d == Device::CUDA) {
-        size_t free_bytes = 0, total_bytes = 0;
-        if (!cuda_memory_info(&free_bytes, &total_bytes)) fail("kvshare bench throughput: cannot read GPU memory");
-        return free_bytes;
-    }
-    std::ifstream f("/proc/meminfo");
-    std::string key;
-    size_t kb = 0;
-    std::string unit;
-    while (f >> key >> kb >> unit)
-        if (key == "MemAvailable:") return kb * 1024;
-    fail("kvshare bench throughput: cannot read MemAvailable from /proc/meminfo; give --budget");
+    return d == Device::CUDA ? available_gpu_bytes() : available_host_bytes();
 }
 
 size_t parse_bytes(const std::string& s, const std::string& what) {
@@ -135,6 +127,11 @@ static size_t weight_bytes(Model& m) {
 }
 
 GenerationRun time_generation(Model& m, const GenerationSettings& s, int batch, int steps, int repeats, int warmup) {
+    // every generation benchmark comes through here: its whole run is checked first
+    MemoryNeed need;
+    add_backend(need, m, s.device, batch, s.prompt + s.gen, s.prompt, s.prefill.all_positions);
+    need.host("prompt tokens", sat_product({(size_t)batch, (size_t)s.prompt, sizeof(int)}));
+    check_memory(need, "the benchmark at batch " + std::to_string(batch), "lower --batch, --prompt or -n");
     const std::vector<int> tokens = random_tokens(batch * s.prompt, m.config.vocab_size, 7);
     const std::vector<int> next(batch, 5);
     GenerationRun out;

@@ -35,13 +35,14 @@ std::vector<Plan> bench_plan_list(const Args& a, const PlanModels& models);
 std::vector<Device> parse_devices(const std::string& s);
 const char* device_word(Device d);  // "cpu" or "cuda"
 
-// "1 2 4 9": positive integers separated by spaces; anything else is an error naming `what`.
-std::vector<int> parse_int_list(const std::string& s, const std::string& what);
+// "1 2 4 9": integers in lo..hi separated by spaces; anything else is an error naming `what`.
+std::vector<int> parse_int_list(const std::string& s, const std::string& what, int lo, int hi);
 
 // Bytes the device has allocated now: for the CPU, what malloc has handed out and not
 // taken back (glibc's mallinfo2); for CUDA, total minus free device memory.
 size_t allocated_bytes(Device d);
-// Bytes a run could still take: the CPU's MemAvailable, or the GPU's free memory.
+// Bytes a run could still take: the CPU's MemAvailable, or the GPU's free memory
+// (src/model/memory.h).
 size_t available_bytes(Device d);
 
 // "512M", "2G", "1.5G", "300000" (bytes); K, M, G are powers of 1024.

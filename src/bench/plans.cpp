@@ -4,6 +4,7 @@
 #include "reference/ops.h"
 #include "src/commands/args.h"
 #include "src/bench/common.h"
+#include "src/model/memory.h"
 #include "src/util.h"
 #include <algorithm>
 #include <cstdio>
@@ -131,31 +132,35 @@ PlanBenchOptions plan_bench_options(const Args& a, const std::string& which) {
     const bool plans = which == "plans";
     const std::string cmd = "kvshare bench " + which;
     PlanBenchOptions o;
-    o.batch = a.get_int("--batch", 1);
-    o.prompt = a.get_int("--prompt", plans ? 32 : 64);
-    o.steps = plans ? a.get_int("-n", 64) : 0;
-    o.repeats = a.get_int("--repeats", plans ? 5 : 3);
-    if (o.batch < 1 || o.prompt < 1 || o.repeats < 1 || (plans && o.steps < 1))
-        fail(cmd + ": --batch, --prompt, --repeats" + (plans ? " and -n" : "") + " must be at least 1");
+    o.batch = a.get_int("--batch", 1, 1, 65535);
+    o.repeats = a.get_int("--repeats", plans ? 5 : 3, 1, 1000);
     if (plans) {
         if (a.has("--copy-size")) o.copy_bytes = parse_bytes(a.get("--copy-size"), cmd + " --copy-size");
-        if (a.has("--gemm-size")) {
-            o.gemm_size = a.get_int("--gemm-size", 0);
-            if (o.gemm_size < 1) fail(cmd + ": --gemm-size must be at least 1");
-        }
+        o.gemm_size = a.get_int("--gemm-size", 0, 1, 16384);
     } else {
-        o.iterations = parse_int_list(a.get("--iterations", "1 2 4 9"), cmd + " --iterations");
+        o.iterations = parse_int_list(a.get("--iterations", "1 2 4 9"), cmd + " --iterations", 1, 1024);
     }
-    if (a.has("--preset") ? !a.positional.empty() : a.positional.size() > 1)
-        fail(cmd + ": give one MODEL or --preset NAME, not both (see --help)");
     o.devices = parse_devices(a.get("--device", "cpu"));
 
     o.models = plan_models(a);
+    const int ctx = o.models.config.max_seq_len;
+    o.prompt = a.get_int("--prompt", std::min(plans ? 32 : 64, ctx), 1, ctx);
+    o.steps = plans ? a.get_int("-n", std::min(64, ctx), 1, ctx) : 0;
     o.plans = bench_plan_list(a, o.models);
     const int need = o.prompt + o.steps;
-    if (need > o.models.config.max_seq_len)
+    if (need > ctx)
         fail(cmd + ": --prompt" + (plans ? " + -n" : "") + " = " + std::to_string(need) + " exceeds the context " +
-             std::to_string(o.models.config.max_seq_len));
+             std::to_string(ctx));
+    // the ceilings' buffers: two copies of SIZE for the copy, three G x G matrices for the GEMM
+    if (plans)
+        for (Device d : o.devices) {
+            const int g = o.gemm_size > 0 ? o.gemm_size : d == Device::CUDA ? 4096 : 1024;
+            const size_t bytes = std::max(sat_mul(o.copy_bytes, 2), sat_product({3, (size_t)g, (size_t)g, sizeof(float)}));
+            MemoryNeed need_ceiling;
+            if (d == Device::CUDA) need_ceiling.gpu("the ceilings' buffers", bytes);
+            else need_ceiling.host("the ceilings' buffers", bytes);
+            check_memory(need_ceiling, cmd, "a smaller --copy-size or --gemm-size");
+        }
     return o;
 }
 
@@ -280,7 +285,9 @@ int bench_plans(int argc, char** argv) {
             "%% of a GEMM ceiling measured first on the device: the GEMM the forward runs at G^3 (default 1024\n"
             "on the CPU, 4096 on CUDA). Batch 1 is bound by memory; a large batch by the GEMM. --device both\n"
             "adds the GPU/CPU ratios per plan. A MODEL file needs the standard plan (every plan is applied\n"
-            "to it); --preset makes random weights per plan.\n");
+            "to it); --preset makes random weights per plan. Ranges: B 1..65535, N and STEPS 1.. with N + STEPS\n"
+            "at most the model's max_seq_len, R 1..1000, SIZE up to what memory holds twice, G 1..16384,\n"
+            "SEED any 32-bit integer; the run is checked against the memory available before it starts.\n");
         return 0;
     }
     const PlanBenchOptions o = plan_bench_options(a, "plans");
@@ -367,7 +374,8 @@ int bench_prefill(int argc, char** argv) {
             "cyclic block) or parallel iterations T for each T in the list (default \"1 2 4 9\"; always\n"
             "iterating, even where N <= T). Median of R runs (default 3) after one warm-up. Each row: layer\n"
             "passes, time, tokens/s, time / the plan's token-by-token time, and time / standard's one-pass\n"
-            "time on the same device (timed as well when standard is not in the list).\n");
+            "time on the same device (timed as well when standard is not in the list). Ranges: B 1..65535,\n"
+            "N 1..the model's max_seq_len, each T 1..1024, R 1..1000, SEED any 32-bit integer.\n");
         return 0;
     }
     const PlanBenchOptions o = plan_bench_options(a, "prefill");

@@ -208,22 +208,22 @@ int bench_throughput(int argc, char** argv) {
             "tokens/s, total (generated tokens / (prefill + decode time)) and its ratio to standard.\n"
             "--batch B runs every plan at B instead (no budget). --sweep also runs batches 1, 2, 4, ...\n"
             "up to each plan's max (the chart's points). A MODEL file needs the standard plan, so that\n"
-            "every plan can be applied to it; --preset makes random weights per plan.\n");
+            "every plan can be applied to it; --preset makes random weights per plan. Ranges: N and GEN 1..\n"
+            "with N + GEN at most the model's max_seq_len, SIZE at most what the device has available,\n"
+            "CAP and B 1..65535, R 1..1000, SEED any 32-bit integer. --csv and --svg are written only when\n"
+            "the run succeeds.\n");
         return 0;
     }
     if (!a.has("--preset") && a.positional.empty()) fail("kvshare bench throughput: give MODEL or --preset NAME");
     if (a.has("--batch") && (a.has("--budget") || a.has("--sweep")))
         fail("kvshare bench throughput: --batch runs a fixed batch; it does not combine with --budget or --sweep");
+    const std::string csv = a.output_file("--csv"), svg = a.output_file("--svg");
     GenerationSettings s;
     s.device = parse_device(a.get("--device", "cpu"));
-    s.prompt = a.get_int("--prompt", 64);
-    s.gen = a.get_int("-n", 64);
-    s.repeats = a.get_int("--repeats", 1);
+    s.repeats = a.get_int("--repeats", 1, 1, 1000);
     s.prefill = parse_prefill(a.get("--prefill", "parallel"));
-    const int cap = a.get_int("--max-batch", s.device == Device::CUDA ? 1024 : 64);
-    const int fixed_batch = a.get_int("--batch", 0);
-    if (s.prompt < 1 || s.gen < 1 || s.repeats < 1 || cap < 1 || (a.has("--batch") && fixed_batch < 1))
-        fail("kvshare bench throughput: --prompt, -n, --repeats, --max-batch and --batch must be positive");
+    const int cap = a.get_int("--max-batch", s.device == Device::CUDA ? 1024 : 64, 1, 65535);
+    const int fixed_batch = a.get_int("--batch", 0, 1, 65535);
     if (s.device == Device::CUDA) {
         std::string why;
         if (!cuda_available(&why)) fail("--device cuda: " + why);
@@ -232,12 +232,18 @@ int bench_throughput(int argc, char** argv) {
     // the model: random weights per plan, or one standard checkpoint re-planned per plan
     const PlanModels models = plan_models(a);
     const Config& config = models.config;
+    s.prompt = a.get_int("--prompt", 64, 1, config.max_seq_len);
+    s.gen = a.get_int("-n", 64, 1, config.max_seq_len);
     if (s.prompt + s.gen > config.max_seq_len)
         fail("kvshare bench throughput: --prompt + -n = " + std::to_string(s.prompt + s.gen) + " exceeds the context " +
              std::to_string(config.max_seq_len));
     const std::vector<Plan> plans = bench_plan_list(a, models);  // all errors up front
 
-    const size_t budget = a.has("--budget") ? parse_bytes(a.get("--budget"), "--budget") : available_bytes(s.device);
+    const size_t available = available_bytes(s.device);
+    const size_t budget = a.has("--budget") ? parse_bytes(a.get("--budget"), "kvshare bench throughput --budget") : available;
+    if (budget > available)
+        fail("kvshare bench throughput: --budget " + a.get("--budget") + " is " + format_bytes((double)budget) + ", more than the " +
+             format_bytes((double)available) + (s.device == Device::CUDA ? " free on the GPU" : " of memory available"));
     const bool verbose = a.has("--verbose");
     std::vector<ThroughputRow> rows;  // the table: one per plan
     std::vector<ThroughputRow> points;  // every run (the sweep's too), for CSV and SVG
@@ -297,13 +303,13 @@ int bench_throughput(int argc, char** argv) {
     bool any = false;
     for (const ThroughputRow& r : rows) any = any || r.batch > 0;
     if (!any) fail("kvshare bench throughput: no plan fits the budget at batch 1; raise --budget");
-    if (a.has("--csv")) write_file_atomic(a.get("--csv"), throughput_csv(points));
-    if (a.has("--svg")) {
+    if (!csv.empty()) write_file_atomic(csv, throughput_csv(points));
+    if (!svg.empty()) {
         const std::string title = std::string("generated tokens/s by batch, ") +
                                   (a.has("--preset") ? a.get("--preset") : std::string("model")) + ", " +
                                   (d == Device::CUDA ? "cuda" : "cpu") + ", prompt " + std::to_string(s.prompt) +
                                   ", generate " + std::to_string(s.gen);
-        write_file_atomic(a.get("--svg"), throughput_svg(points, title));
+        write_file_atomic(svg, throughput_svg(points, title));
     }
     return 0;
 }

@@ -3,10 +3,12 @@
 #include "src/formats/checkpoint.h"
 #include "src/commands/commands.h"
 #include "src/commands/eval.h"
+#include "src/model/memory.h"
 #include "src/text/stories.h"
 #include "src/text/tokenizer.h"
 #include "src/util.h"
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 
@@ -107,6 +109,9 @@ CalibrationResult calibrate(const Model& m, const std::vector<int>& sequences, i
         t.tried = true;
         t.source = source[t.with];
         t.similarity = mean_cosine(original, final_hidden(shared, sequences, count, n, o.device), count, (size_t)n * m.config.dim);
+        if (!std::isfinite(t.similarity))
+            fail("calibrate: the similarity of layer " + std::to_string(t.layer) + " reading layer " + std::to_string(t.source) +
+                 " is not finite (the model's hidden states overflow)");
         if (t.similarity > o.threshold) {
             t.accepted = true;
             source = plan.source;
@@ -135,49 +140,62 @@ int cmd_calibrate(int argc, char** argv) {
             "usage: kvshare calibrate MODEL [-z TOKENIZER] [--data FILE] (--shared C | --ratio R) [options]\n"
             "KVSharer: find layers that can reuse a dissimilar earlier layer's KV cache.\n"
             "  --data FILE        calibration text (default: the project's story generator)\n"
-            "  --sequences N      calibration sequences (default 30)\n"
-            "  --tokens T         tokens per sequence (default 64)\n"
-            "  --shared C         layers to share; or --ratio R, the fraction of layers (C = round(R L))\n"
+            "  --sequences N      calibration sequences (default 30) [1..4096]\n"
+            "  --tokens T         tokens per sequence (default 64) [2..the model's max_seq_len]\n"
+            "  --shared C         layers to share [1..L-1, fewer if the plan shares already]; or --ratio R,\n"
+            "                     the fraction of layers (C = round(R L)) [above 0, below 1]\n"
             "  --threshold X      keep a change while the mean cosine similarity of final hidden\n"
-            "                     states to the original model stays above X (default 0.5)\n"
+            "                     states to the original model stays above X (default 0.5) [-1..1]\n"
             "  --order O          dissimilar (default, most distant pairs first), similar, random\n"
-            "  -s SEED            seed for --order random (default 1)\n"
+            "  -s SEED            seed for --order random (default 1) [any 32-bit integer]\n"
             "  -o FILE            where to write the plan (default kvsharer.plan)\n"
             "  --plan PLAN        starting plan (default: the model's own)\n"
             "  --device D         cpu (default) or cuda\n");
         return 0;
     }
-    const std::string path = a.need_positional(0, "MODEL");
-    Model m = load_model(path, a.get("--plan"));
-    const int L = m.config.n_layers;
-    CalibrateOptions o;
+    const std::string path = a.need_input_file(0, "MODEL");
+    if (a.positional.size() > 1)
+        fail("kvshare calibrate: unexpected argument '" + a.positional[1] + "' (the plan file goes after -o)");
+    const std::string out = a.output_file("-o", "kvsharer.plan");
+    const std::string data = a.input_file("--data");
+    const std::string tok_path = a.input_file("-z");
     if (a.has("--shared") == a.has("--ratio")) fail("kvshare calibrate: give one of --shared C or --ratio R");
-    if (a.has("--ratio")) {
-        const float ratio = a.get_float("--ratio", 0);
-        if (!(ratio > 0 && ratio < 1)) fail("kvshare calibrate: --ratio must be between 0 and 1");
-        o.shared_layers = std::max(1, (int)std::lround(ratio * L));
-    } else {
-        o.shared_layers = a.get_int("--shared", 1);
-    }
-    o.threshold = a.get_float("--threshold", 0.5f);
+    CalibrateOptions o;
+    o.threshold = a.get_float("--threshold", 0.5f, -1.0f, 1.0f);
     const std::string order = a.get("--order", "dissimilar");
     if (order == "dissimilar") o.order = PairOrder::Dissimilar;
     else if (order == "similar") o.order = PairOrder::Similar;
     else if (order == "random") o.order = PairOrder::Random;
     else fail("kvshare calibrate: --order must be dissimilar, similar or random");
-    o.seed = (uint64_t)a.get_int("-s", 1);
+    o.seed = (uint64_t)a.get_int("-s", 1, INT_MIN, INT_MAX);
     o.device = parse_device(a.get("--device", "cpu"));
-    const int count = a.get_int("--sequences", 30), n = a.get_int("--tokens", 64);
-    if (count < 1 || count > 4096) fail("kvshare calibrate: --sequences must be 1..4096");
-    if (n < 2 || n > m.config.max_seq_len) fail("kvshare calibrate: --tokens must be 2.." + std::to_string(m.config.max_seq_len));
-    const std::string out = a.get("-o", "kvsharer.plan");
+    const int count = a.get_int("--sequences", 30, 1, 4096);
+    Model m = load_model(path, a.get("--plan"));
+    const int L = m.config.n_layers;
+    if (a.has("--ratio")) {
+        const float ratio = a.get_float("--ratio", 0, 0.0f, 1.0f);
+        if (!(ratio > 0 && ratio < 1)) fail("kvshare calibrate: --ratio must be above 0 and below 1, got " + a.get("--ratio"));
+        o.shared_layers = std::max(1, (int)std::lround(ratio * L));
+    } else {
+        o.shared_layers = a.get_int("--shared", 1, 1, std::max(1, L - 1));
+    }
+    const int n = a.get_int("--tokens", 64, 2, std::max(2, m.config.max_seq_len));
+    if (n > m.config.max_seq_len) fail("kvshare calibrate: the model's context of " + std::to_string(m.config.max_seq_len) + " is too short to calibrate");
+
+    // every backend holds all sequences at once; the candidate is a copy of the model
+    MemoryNeed need;
+    add_backend(need, m, o.device, count, n, n, true);
+    need.host("a candidate copy of the weights", weight_bytes(m.config, m.plan.n_kv_layers()));
+    need.host("hidden states and mean K/V", sat_product({(size_t)count + (size_t)L, (size_t)n, (size_t)m.config.dim + 2 * m.config.kv_dim(), 2 * sizeof(float)}));
+    if (!data.empty()) need.host("--data text and its tokens", sat_mul(file_size(data), 1 + sizeof(int)));
+    check_memory(need, "kvshare calibrate", "fewer --sequences or --tokens, or a smaller --data file");
 
     // calibration tokens: the text cut into `count` windows of n tokens
-    Tokenizer tok = tokenizer_for(a.get("-z"), m);
+    Tokenizer tok = tokenizer_for(tok_path, m);
     std::vector<int> stream;
-    if (a.has("--data")) {
-        const std::string text = read_text_file(a.get("--data"));
-        if (text.empty()) fail("kvshare calibrate: '" + a.get("--data") + "' is empty");
+    if (!data.empty()) {
+        const std::string text = read_text_file(data, "kvshare calibrate --data");
+        if (text.empty()) fail("kvshare calibrate: '" + data + "' is empty");
         stream = tok.encode(text, true, false);
     } else {  // stories, each with BOS, as `train --stories` saw them
         stream = encode_documents(tok, story_split(Split::Train, count * 4));

@@ -23,7 +23,10 @@ struct Tokenizer;
 struct RecallProbe;
 // Each document encoded with BOS, concatenated: how `train --stories` sees stories.
 std::vector<int> encode_documents(const Tokenizer& tok, const std::vector<std::string>& docs);
-// Greedy continuation of each probe's prompt must spell out its answer word.
+// Greedy continuation of a probe's prompt must spell out its answer word: 1 if it does, 0 if
+// not, -1 when the probe does not fit the backend's context (not counted).
+int recall_probe(Backend& be, const Model& m, const Tokenizer& tok, const RecallProbe& p, const PrefillOptions& prefill);
+// recall_probe over a list.
 RecallResult recall_accuracy(Backend& be, const Model& m, const Tokenizer& tok, const std::vector<RecallProbe>& probes,
                              const PrefillOptions& prefill);
 

@@ -2,11 +2,13 @@
 #include "src/commands/args.h"
 #include "src/formats/checkpoint.h"
 #include "src/model/backend.h"
+#include "src/model/memory.h"
 #include "src/commands/commands.h"
 #include "src/text/sampler.h"
 #include "src/text/tokenizer.h"
 #include "src/util.h"
 #include <cctype>
+#include <climits>
 #include <cstdio>
 #include <ctime>
 
@@ -29,30 +31,32 @@ int cmd_generate(int argc, char** argv) {
             "usage: kvshare generate MODEL [options]\n"
             "  -z TOKENIZER    tokenizer.bin (default: built-in bytes for a 259-token model, else ./tokenizer.bin)\n"
             "  -i PROMPT       prompt text (default: empty, i.e. just BOS)\n"
-            "  -n STEPS        positions to run, prompt included (default 256, 0 = max_seq_len)\n"
-            "  -t TEMP         temperature, 0 = greedy (default 1.0)\n"
-            "  -p TOPP         top-p nucleus sampling (default 0.9)\n"
-            "  -s SEED         random seed (default: time)\n"
+            "  -n STEPS        positions to run, prompt included: 0..1048576 (default 256; 0 or more than\n"
+            "                  the model's max_seq_len = max_seq_len)\n"
+            "  -t TEMP         temperature 0..100, 0 = greedy (default 1.0)\n"
+            "  -p TOPP         top-p nucleus sampling 0..1 (default 0.9)\n"
+            "  -s SEED         random seed, any 32-bit integer (default: time)\n"
             "  --plan PLAN     sharing plan applied at load (default: the model's own)\n"
-            "  --prefill MODE  parallel (default), sequential, iterations:N\n"
-            "  --batch B       B sequences from the same prompt, seeds SEED..SEED+B-1 (default 1)\n"
+            "  --prefill MODE  parallel (default), sequential, iterations:N (N 1..1048576)\n"
+            "  --batch B       B sequences from the same prompt, seeds SEED..SEED+B-1: 1..4096 (default 1)\n"
             "  --device D      cpu (default) or cuda\n"
-            "Text goes to stdout as it comes; tokens/s and KV memory go to stderr.\n");
+            "Text goes to stdout as it comes; tokens/s and KV memory go to stderr. Before anything is\n"
+            "allocated, the KV cache and run state for B x STEPS positions are checked against the\n"
+            "memory available (the GPU's free memory with --device cuda).\n");
         return 0;
     }
-    const std::string path = a.need_positional(0, "MODEL");
+    const std::string path = a.need_input_file(0, "MODEL");
     if (a.positional.size() > 1) fail("kvshare generate: unexpected argument '" + a.positional[1] + "' (quote the prompt after -i)");
+    const std::string tok_path = a.input_file("-z");
+    const float temperature = a.get_float("-t", 1.0f, 0.0f, 100.0f), topp = a.get_float("-p", 0.9f, 0.0f, 1.0f);
+    const int batch = a.get_int("--batch", 1, 1, 4096);
+    const long seed_arg = a.has("-s") ? a.get_int("-s", 0, INT_MIN, INT_MAX) : (long)std::time(nullptr);
+    int steps = a.get_int("-n", 256, 0, 1 << 20);
+    const PrefillOptions prefill = parse_prefill(a.get("--prefill", "parallel"));
+    const Device device = parse_device(a.get("--device", "cpu"));
     Model m = load_model(path, a.get("--plan"));
-    Tokenizer tok = tokenizer_for(a.get("-z"), m);
-    const float temperature = a.get_float("-t", 1.0f), topp = a.get_float("-p", 0.9f);
-    const int batch = a.get_int("--batch", 1);
-    const long seed_arg = a.has("-s") ? a.get_int("-s", 0) : (long)std::time(nullptr);
-    if (batch < 1 || batch > 4096) fail("kvshare generate: --batch must be 1..4096");
-    int steps = a.get_int("-n", 256);
-    if (steps < 0) fail("kvshare generate: -n must be >= 0");
+    Tokenizer tok = tokenizer_for(tok_path, m);
     if (steps == 0 || steps > m.config.max_seq_len) steps = m.config.max_seq_len;
-    PrefillOptions prefill = parse_prefill(a.get("--prefill", "parallel"));
-    Device device = parse_device(a.get("--device", "cpu"));
 
     std::vector<int> prompt = tok.encode(a.get("-i"), true, false);
     const int n_prompt = (int)prompt.size();
@@ -60,6 +64,10 @@ int cmd_generate(int argc, char** argv) {
         fail("the prompt has " + std::to_string(n_prompt) + " tokens, more than the model's context of " + std::to_string(m.config.max_seq_len));
     if (n_prompt > steps) fail("the prompt has " + std::to_string(n_prompt) + " tokens, more than -n " + std::to_string(steps));
 
+    MemoryNeed need;
+    add_backend(need, m, device, batch, steps, n_prompt, false);
+    need.host("samplers and text", sat_product({(size_t)batch, (size_t)m.config.vocab_size, 2 * sizeof(float)}));
+    check_memory(need, "kvshare generate", "lower --batch or -n");
     std::unique_ptr<Backend> be = make_backend(m, device, batch, steps);
     std::vector<Sampler> samplers;
     for (int b = 0; b < batch; b++) samplers.emplace_back(m.config.vocab_size, temperature, topp, (uint64_t)(seed_arg + b));
@@ -84,6 +92,8 @@ int cmd_generate(int argc, char** argv) {
         const float* logits = be->logits();
         for (int b = 0; b < batch; b++) {
             if (done[b]) { next[b] = last[b]; continue; }
+            check_finite_logits(logits + (size_t)b * m.config.vocab_size, m.config.vocab_size,
+                                "position " + std::to_string(be->pos()) + " of sequence " + std::to_string(b));
             next[b] = samplers[b].sample(logits + (size_t)b * m.config.vocab_size);
             if (next[b] == kBOS) { done[b] = true; running--; next[b] = last[b]; continue; }  // BOS ends a story
             print_piece(text[b], tok.decode_piece(last[b], next[b]));

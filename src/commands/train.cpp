@@ -1,10 +1,12 @@
 #include "src/commands/train.h"
 #include "src/formats/checkpoint.h"
 #include "src/commands/args.h"
+#include "src/model/memory.h"
 #include "src/text/stories.h"
 #include "src/text/tokenizer.h"
 #include "src/util.h"
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 
@@ -99,9 +101,21 @@ double validation_loss(const Model& m, const std::vector<int>& tokens, const Tra
 static void save_checkpoint(const std::string& path, Model& m) {
     if (path.empty()) return;
     m.random_weights = false;
-    const std::string tmp = path + ".tmp";
-    save_model(tmp, m);  // then rename, so an interrupted save leaves the last checkpoint whole
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename '" + tmp + "' to '" + path + "'");
+    save_model(path, m);  // all or nothing (OutputFile): an interrupted save leaves the last checkpoint whole
+}
+
+// NaN or Inf anywhere in the weights.
+static bool weights_finite(Model& m) {
+    for (auto* t : m.weights.tensors())
+        for (float x : *t)
+            if (!std::isfinite(x)) return false;
+    return true;
+}
+
+static std::string number_text(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.4g", x);
+    return buf;
 }
 
 void train(Model& m, const std::vector<int>& train_tokens, const std::vector<int>& val_tokens, const TrainOptions& o) {
@@ -131,7 +145,7 @@ void train(Model& m, const std::vector<int>& train_tokens, const std::vector<int
     Weights& grad = grad_model.weights;
     AdamW opt(m, o.beta1, o.beta2, o.adam_eps, o.weight_decay);
     Rng rng(o.seed);
-    std::vector<int> batch(o.batch * len);
+    std::vector<int> batch((size_t)o.batch * len);
     const size_t starts = train_tokens.size() - len + 1;
 
     double window_loss = 0, window_time = 0;
@@ -144,11 +158,17 @@ void train(Model& m, const std::vector<int>& train_tokens, const std::vector<int
         }
         const double t0 = now_seconds();
         for (auto* t : grad.tensors()) std::fill(t->begin(), t->end(), 0.0f);
+        // NaN or Inf stops training where it appears, with the step: the last checkpoint
+        // written stays the last good one, and no later one can hold NaN weights
+        const std::string at = "at step " + std::to_string(step + 1) + " of " + std::to_string(o.steps);
+        const std::string hint = "; try a lower --lr (it is " + number_text(o.lr) + ") or --clip";
         const double loss = model_loss_and_grad(m, batch.data(), o.batch, o.seq, o.iterations, &grad);
-        if (!std::isfinite(loss)) fail("train: the loss became " + std::to_string(loss) + " at step " + std::to_string(step + 1) + " (try a lower --lr)");
+        if (!std::isfinite(loss)) fail("train: the loss became " + number_text(loss) + " " + at + hint);
         const double norm = clip_grad_norm(grad, o.grad_clip);
+        if (!std::isfinite(norm)) fail("train: the gradient norm became " + number_text(norm) + " " + at + hint);
         const float lr = learning_rate(o, step);
         opt.step(m, grad, lr);
+        if (!weights_finite(m)) fail("train: the weights became NaN or Inf " + at + " (loss " + number_text(loss) + " before it)" + hint);
         window_time += now_seconds() - t0;
         window_loss += loss;
         window_steps++;
@@ -157,7 +177,12 @@ void train(Model& m, const std::vector<int>& train_tokens, const std::vector<int
         const bool eval = last || (o.eval_every > 0 && (step + 1) % o.eval_every == 0);
         const bool log = eval || (o.log_every > 0 && (step + 1) % o.log_every == 0);
         double val = -1;
-        if (eval && !val_tokens.empty()) val = validation_loss(m, val_tokens, o);
+        if (eval && !val_tokens.empty()) {
+            val = validation_loss(m, val_tokens, o);
+            if (!std::isfinite(val))
+                fail("train: the validation loss became " + number_text(val) + " at step " + std::to_string(step + 1) +
+                     "; try a lower --lr (it is " + number_text(o.lr) + ") or --clip");
+        }
         if (log && !o.quiet) {
             char line[256];
             const double tps = window_time > 0 ? (double)window_steps * o.batch * o.seq / window_time : 0.0;
@@ -181,43 +206,64 @@ static const char* kTrainHelp =
     "usage: kvshare train OUT.kvs (--text FILE | --stories N) [options]\n"
     "\n"
     "Trains a model on the CPU and writes it to OUT.kvs (at every validation and at the end).\n"
+    "Ranges are in brackets. Training stops with an error at the step where the loss, the\n"
+    "gradient or the weights become NaN or Inf; the last checkpoint written stays as it was.\n"
     "\n"
     "data:\n"
     "  --text FILE        train on this text; its last --val-frac is held out for validation\n"
-    "  --stories N        train on N generated stories, validate on N/10 held-out ones\n"
-    "  --val-frac F       fraction of --text held out (default 0.1)\n"
+    "  --stories N        train on N generated stories, validate on N/10 held-out ones [1..10000000]\n"
+    "  --val-frac F       fraction of --text held out (default 0.1) [0..0.99]\n"
     "  --tokenizer, -z T  a llama2.c tokenizer.bin (default: the built-in byte tokenizer)\n"
     "model (a new one from a preset or explicit sizes, or --init):\n"
     "  --preset NAME      tiny, demo, stories15M, ... (default demo)\n"
     "  --dim D --hidden-dim H --layers L --heads N --kv-heads K --context C\n"
-    "                     override the preset's sizes\n"
+    "                     override the preset's sizes [D 1..65536, H 1..262144, L 1..1024, N divides D,\n"
+    "                     K divides N, C 1..1048576]\n"
     "  --vocab V          the tokenizer's size (default: 259 for the byte tokenizer, else\n"
-    "                     the preset's; tokenizer.bin does not record it)\n"
+    "                     the preset's; tokenizer.bin does not record it) [1..4194304]\n"
     "  --init MODEL       continue training MODEL (any format kvshare reads)\n"
     "  --plan PLAN        sharing plan (default standard; with --init, the model's own)\n"
     "training:\n"
-    "  --steps N          optimizer steps (default 1000)\n"
-    "  --batch B          sequences per step (default 8)\n"
-    "  --seq N            tokens per sequence (default 64)\n"
-    "  --lr F             peak learning rate (default 1e-3), cosine down to 0.1x\n"
-    "  --warmup N         linear warmup steps (default min(100, steps / 10))\n"
-    "  --weight-decay F   AdamW decay of the projection matrices (default 0.1)\n"
-    "  --clip F           global gradient-norm clip (default 1.0; 0 = off)\n"
-    "  --eval-every N     validation loss and checkpoint every N steps (default 100)\n"
-    "  --eval-windows N   validation windows of seq + 1 tokens (default 16)\n"
-    "  --log-every N      progress line every N steps (default 10)\n"
+    "  --steps N          optimizer steps (default 1000) [1..100000000]\n"
+    "  --batch B          sequences per step (default 8) [1..4096]\n"
+    "  --seq N            tokens per sequence (default 64) [1..the model's context]\n"
+    "  --lr F             peak learning rate (default 1e-3), cosine down to 0.1x [above 0, at most 1]\n"
+    "  --warmup N         linear warmup steps (default min(100, steps / 10)) [0..steps]\n"
+    "  --weight-decay F   AdamW decay of the projection matrices (default 0.1) [0..10]\n"
+    "  --clip F           global gradient-norm clip (default 1.0; 0 = off) [0..1000000]\n"
+    "  --eval-every N     validation loss and checkpoint every N steps (default 100) [0..steps]\n"
+    "  --eval-windows N   validation windows of seq + 1 tokens (default 16) [1..10000]\n"
+    "  --log-every N      progress line every N steps (default 10) [0..steps]\n"
     "  --iterations m,b   plans with upward sources: m iterations without gradient, then b\n"
-    "                     with (default 7,2; b >= 2 so upward-read K/V weights learn)\n"
-    "  -s SEED            seed for the initial weights and the batches (default 1)\n";
+    "                     with (default 7,2; b >= 2 so upward-read K/V weights learn) [m 0..100, b 1..100]\n"
+    "  -s SEED            seed for the initial weights and the batches (default 1) [any 32-bit integer]\n"
+    "The weights, gradients, optimizer state, one step's activations and the tokens are checked\n"
+    "against the memory available before anything is allocated.\n";
 
 static TrainIterations parse_iterations(const std::string& s) {
     const std::vector<std::string> parts = split(s, ',');
     if (parts.size() != 2) fail("kvshare train --iterations: expected m,b (e.g. 7,2), got '" + s + "'");
     TrainIterations it;
-    it.m = parse_int(parts[0], "kvshare train --iterations m");
-    it.b = parse_int(parts[1], "kvshare train --iterations b");
-    if (it.m < 0 || it.b < 1) fail("kvshare train --iterations: need m >= 0 and b >= 1, got '" + s + "'");
+    it.m = parse_int_in(parts[0], "kvshare train --iterations m", 0, kMaxTrainIterations);
+    it.b = parse_int_in(parts[1], "kvshare train --iterations b", 1, kMaxTrainIterations);
     return it;
+}
+
+// Tokens of `count` stories of a split, each with BOS, encoded as they are made (no list of
+// stories is ever built); progress on stderr every 10 seconds of a long run.
+static std::vector<int> encode_stories(const Tokenizer& tok, Split split, int count) {
+    std::vector<int> tokens;
+    StoryStream stories(split);
+    double last_report = now_seconds();
+    for (int i = 0; i < count; i++) {
+        const std::vector<int> t = tok.encode(stories.next(), true, false);
+        tokens.insert(tokens.end(), t.begin(), t.end());
+        if (now_seconds() - last_report > 10 && i + 1 < count) {
+            std::fprintf(stderr, "kvshare train: encoded %d of %d stories\n", i + 1, count);
+            last_report = now_seconds();
+        }
+    }
+    return tokens;
 }
 
 int cmd_train(int argc, char** argv) {
@@ -233,74 +279,92 @@ int cmd_train(int argc, char** argv) {
     }
     const std::string out = a.need_positional(0, "the output model path OUT.kvs");
     if (a.positional.size() > 1) fail("kvshare train: unexpected argument '" + a.positional[1] + "' (see --help)");
+    check_output_file(out, "kvshare train: OUT.kvs");
     if (a.has("--text") == a.has("--stories")) fail("kvshare train: give exactly one of --text FILE or --stories N");
     if (a.has("--tokenizer") && a.has("-z")) fail("kvshare train: give --tokenizer or -z, not both");
     if (a.has("--init"))
         for (const char* o : {"--preset", "--dim", "--hidden-dim", "--layers", "--heads", "--kv-heads", "--context", "--vocab"})
             if (a.has(o)) fail(std::string("kvshare train: ") + o + " describes a new model; it cannot go with --init");
+    if (a.has("--stories") && a.has("--val-frac"))
+        fail("kvshare train: --val-frac goes with --text; --stories holds out its own stories");
 
     TrainOptions o;
-    o.steps = a.get_int("--steps", o.steps);
-    o.batch = a.get_int("--batch", o.batch);
-    o.seq = a.get_int("--seq", o.seq);
-    o.lr = a.get_float("--lr", o.lr);
-    o.warmup = a.get_int("--warmup", std::min(o.warmup, o.steps / 10));
-    o.weight_decay = a.get_float("--weight-decay", o.weight_decay);
-    o.grad_clip = a.get_float("--clip", o.grad_clip);
-    o.eval_every = a.get_int("--eval-every", o.eval_every);
-    o.eval_windows = a.get_int("--eval-windows", o.eval_windows);
-    o.log_every = a.get_int("--log-every", o.log_every);
+    o.steps = a.get_int("--steps", o.steps, 1, 100000000);
+    o.batch = a.get_int("--batch", o.batch, 1, 4096);
+    o.seq = a.get_int("--seq", o.seq, 1, 1 << 20);
+    o.lr = a.get_float("--lr", o.lr, 0.0f, 1.0f);
+    if (!(o.lr > 0)) fail("kvshare train --lr must be above 0 (and at most 1), got " + a.get("--lr"));
+    o.warmup = a.get_int("--warmup", std::min(o.warmup, o.steps / 10), 0, o.steps);
+    o.weight_decay = a.get_float("--weight-decay", o.weight_decay, 0.0f, 10.0f);
+    o.grad_clip = a.get_float("--clip", o.grad_clip, 0.0f, 1e6f);
+    o.eval_every = a.get_int("--eval-every", o.eval_every, 0, o.steps);
+    o.eval_windows = a.get_int("--eval-windows", o.eval_windows, 1, 10000);
+    o.log_every = a.get_int("--log-every", o.log_every, 0, o.steps);
     if (a.has("--iterations")) o.iterations = parse_iterations(a.get("--iterations"));
-    const int seed = a.get_int("-s", 1);
+    const int seed = a.get_int("-s", 1, INT_MIN, INT_MAX);
     o.seed = (uint64_t)seed;
     o.out_path = out;
-    if (o.steps < 1) fail("kvshare train --steps must be at least 1");
-    if (o.batch < 1) fail("kvshare train --batch must be at least 1");
-    if (o.seq < 1) fail("kvshare train --seq must be at least 1");
-    if (o.warmup < 0) fail("kvshare train --warmup must not be negative");
-    if (!(o.lr > 0)) fail("kvshare train --lr must be positive");
-    if (o.weight_decay < 0) fail("kvshare train --weight-decay must not be negative");
-    if (o.grad_clip < 0) fail("kvshare train --clip must not be negative");
-    if (o.eval_every < 0 || o.log_every < 0) fail("kvshare train --eval-every and --log-every must not be negative");
-    if (o.eval_windows < 1) fail("kvshare train --eval-windows must be at least 1");
+    const std::string text_path = a.input_file("--text");
+    const float frac = a.get_float("--val-frac", 0.1f, 0.0f, 0.99f);
+    const int n_stories = a.get_int("--stories", 0, 1, 10000000);
+    const std::string tok_path = a.has("-z") ? a.input_file("-z") : a.input_file("--tokenizer");
+    const std::string init_path = a.input_file("--init");
 
-    // tokenizer and model
-    const std::string tok_path = a.get("--tokenizer", a.get("-z"));
+    // tokenizer and model: the new model's weights are checked (with the rest of the run)
+    // before they are allocated; a loaded one's are checked as it loads
     Model m;
+    Config c;
+    Plan plan;
     Tokenizer tok = Tokenizer::bytes();
-    if (a.has("--init")) {
-        m = load_model(a.get("--init"), a.get("--plan"));
-        if (!tok_path.empty()) tok = Tokenizer::load(tok_path, m.config.vocab_size);
-        else if (tok.vocab_size() != m.config.vocab_size)
-            fail("kvshare train: " + a.get("--init") + " has a vocabulary of " + std::to_string(m.config.vocab_size) +
+    if (!init_path.empty()) {
+        m = load_model(init_path, a.get("--plan"));
+        c = m.config;
+        plan = m.plan;
+        if (!tok_path.empty()) tok = Tokenizer::load(tok_path, c.vocab_size);
+        else if (tok.vocab_size() != c.vocab_size)
+            fail("kvshare train: " + init_path + " has a vocabulary of " + std::to_string(c.vocab_size) +
                  " tokens, the built-in byte tokenizer " + std::to_string(tok.vocab_size()) + "; give its tokenizer with --tokenizer");
     } else {
-        Config c = preset_config(a.get("--preset", "demo"));
-        c.dim = a.get_int("--dim", c.dim);
-        c.hidden_dim = a.get_int("--hidden-dim", c.hidden_dim);
-        c.n_layers = a.get_int("--layers", c.n_layers);
-        c.n_heads = a.get_int("--heads", c.n_heads);
-        c.n_kv_heads = a.get_int("--kv-heads", a.has("--heads") && !a.has("--kv-heads") ? c.n_heads : c.n_kv_heads);
-        c.max_seq_len = a.get_int("--context", c.max_seq_len);
+        c = preset_config(a.get("--preset", "demo"));
+        c.dim = a.get_int("--dim", c.dim, 1, 1 << 16);
+        c.hidden_dim = a.get_int("--hidden-dim", c.hidden_dim, 1, 1 << 18);
+        c.n_layers = a.get_int("--layers", c.n_layers, 1, 1024);
+        c.n_heads = a.get_int("--heads", c.n_heads, 1, 1 << 16);
+        c.n_kv_heads = a.get_int("--kv-heads", a.has("--heads") && !a.has("--kv-heads") ? c.n_heads : c.n_kv_heads, 1, 1 << 16);
+        c.max_seq_len = a.get_int("--context", c.max_seq_len, 1, 1 << 20);
         // tokenizer.bin does not store its size: --vocab, else the preset's with a tokenizer
         // file, else the byte tokenizer's 259
-        c.vocab_size = a.get_int("--vocab", tok_path.empty() ? tok.vocab_size() : c.vocab_size);
+        c.vocab_size = a.get_int("--vocab", tok_path.empty() ? tok.vocab_size() : c.vocab_size, 1, 1 << 22);
+        validate_config(c);
+        plan = parse_plan(a.get("--plan", "standard"), c.n_layers);
         if (!tok_path.empty()) tok = Tokenizer::load(tok_path, c.vocab_size);
         else if (c.vocab_size != tok.vocab_size())
             fail("kvshare train: the built-in byte tokenizer has " + std::to_string(tok.vocab_size()) +
                  " tokens, not --vocab " + std::to_string(c.vocab_size) + "; give a tokenizer with --tokenizer");
-        validate_config(c);
-        m = init_model(c, parse_plan(a.get("--plan", "standard"), c.n_layers), (uint64_t)seed);
     }
-    if (o.seq > m.config.max_seq_len)
-        fail("kvshare train --seq " + std::to_string(o.seq) + " exceeds the model's context of " + std::to_string(m.config.max_seq_len));
+    if (o.seq > c.max_seq_len)
+        fail("kvshare train --seq " + std::to_string(o.seq) + " exceeds the model's context of " + std::to_string(c.max_seq_len));
+
+    // everything the run will hold, before any of it is taken
+    const size_t weights = weight_bytes(c, plan.n_kv_layers());
+    // at most one token per byte (byte fallback) plus a BOS per story; --text is read, then
+    // split into train and validation copies
+    const size_t data_bytes =
+        text_path.empty() ? (size_t)(n_stories * 1.1 * (mean_story_bytes() + 1)) * sizeof(int)
+                          : sat_add(file_size(text_path), sat_mul(sat_add(file_size(text_path), 1), 3 * sizeof(int)));
+    MemoryNeed need;
+    if (init_path.empty()) need.host("weights", weights);
+    need.host("gradients and AdamW's two moments", sat_mul(weights, 3));
+    need.host("one step's activations (" + std::to_string(o.batch) + " x " + std::to_string(o.seq) + " tokens)",
+              train_step_bytes(c, plan, o.batch, o.seq, o.iterations.b));
+    need.host("the training tokens", data_bytes);
+    check_memory(need, "kvshare train", "lower --batch or --seq, a smaller model, or less data");
+    if (init_path.empty()) m = init_model(c, plan, (uint64_t)seed);
 
     // data
     std::vector<int> train_tokens, val_tokens;
-    if (a.has("--text")) {
-        const float frac = a.get_float("--val-frac", 0.1f);
-        if (!(frac >= 0 && frac < 1)) fail("kvshare train --val-frac must be in [0, 1)");
-        const std::vector<int> all = tok.encode(read_text_file(a.get("--text")), true, false);
+    if (!text_path.empty()) {
+        const std::vector<int> all = tok.encode(read_text_file(text_path, "kvshare train --text"), true, false);
         const size_t n_val = (size_t)(all.size() * (double)frac);
         train_tokens.assign(all.begin(), all.end() - n_val);
         val_tokens.assign(all.end() - n_val, all.end());
@@ -308,22 +372,13 @@ int cmd_train(int argc, char** argv) {
             fail("kvshare train: the held-out part of --text has " + std::to_string(val_tokens.size()) +
                  " tokens, fewer than --seq + 1; use a longer text, a larger --val-frac or --val-frac 0");
     } else {
-        if (a.has("--val-frac")) fail("kvshare train: --val-frac goes with --text; --stories holds out its own stories");
-        const int n = a.get_int("--stories", 0);
-        if (n < 1) fail("kvshare train --stories must be at least 1");
-        for (const std::string& s : story_split(Split::Train, n)) {
-            std::vector<int> t = tok.encode(s, true, false);
-            train_tokens.insert(train_tokens.end(), t.begin(), t.end());
-        }
-        for (const std::string& s : story_split(Split::Validation, std::max(1, n / 10))) {
-            std::vector<int> t = tok.encode(s, true, false);
-            val_tokens.insert(val_tokens.end(), t.begin(), t.end());
-        }
+        train_tokens = encode_stories(tok, Split::Train, n_stories);
+        val_tokens = encode_stories(tok, Split::Validation, std::max(1, n_stories / 10));
         if (val_tokens.size() < (size_t)o.seq + 1) val_tokens.clear();  // too few held-out stories to measure
     }
 
     std::fprintf(stderr, "kvshare train: %s, plan %s (%d KV layers), %.2fM parameters, %zu train / %zu validation tokens\n",
-                 a.has("--init") ? a.get("--init").c_str() : "new model", m.plan.spec().c_str(), m.plan.n_kv_layers(),
+                 init_path.empty() ? "new model" : init_path.c_str(), m.plan.spec().c_str(), m.plan.n_kv_layers(),
                  m.n_params() / 1e6, train_tokens.size(), val_tokens.size());
     if (m.plan.iterates())
         std::fprintf(stderr, "kvshare train: cyclic blocks train with m = %d iterations without gradient, b = %d with\n",

@@ -1,16 +1,24 @@
 #include "src/model/backend.h"
+#include "src/model/memory.h"
 #include "src/util.h"
+#include <cmath>
 
 PrefillOptions parse_prefill(const std::string& mode) {
     PrefillOptions o;
     if (mode == "parallel") return o;
     if (mode == "sequential") { o.sequential = true; return o; }
     if (starts_with(mode, "iterations:")) {
-        o.iterations = parse_int(mode.substr(11), "--prefill iterations");
-        if (o.iterations < 1) fail("--prefill iterations:N needs N >= 1");
+        o.iterations = parse_int_in(mode.substr(11), "--prefill iterations:N", 1, 1 << 20);
         return o;
     }
     fail("--prefill: unknown mode '" + mode + "' (parallel, sequential, iterations:N)");
+}
+
+void check_finite_logits(const float* logits, size_t count, const std::string& where) {
+    for (size_t i = 0; i < count; i++)
+        if (!std::isfinite(logits[i]))
+            fail("the model's logits are " + std::string(std::isnan(logits[i]) ? "NaN" : "infinite") + " at " + where +
+                 " (its weights or activations overflow; a model trained with too high a learning rate?)");
 }
 
 void check_tokens(const int* tokens, size_t count, int vocab) {
@@ -41,7 +49,11 @@ std::unique_ptr<Backend> make_backend(const Model& m, Device d, int batch, int c
     if (d == Device::CUDA) {
         std::string why;
         if (!cuda_available(&why)) fail("--device cuda: " + why);
-        return make_cuda_backend(m, batch, context);
     }
-    return make_cpu_backend(m, batch, context);
+    // The callers check their whole run first, with their flags in the message; this is the
+    // floor every backend needs (cache, and the run state of a decode step).
+    MemoryNeed need;
+    add_backend(need, m, d, batch, context, 1, false);
+    check_memory(need, "a backend for " + std::to_string(batch) + " sequences", "lower the batch or the context");
+    return d == Device::CUDA ? make_cuda_backend(m, batch, context) : make_cpu_backend(m, batch, context);
 }

@@ -43,6 +43,9 @@ public:
     virtual size_t kv_cache_bytes() const = 0;  // actually allocated
 };
 
+// NaN or Inf in logits[0..count) is an error naming `where` (a model whose weights or
+// activations overflowed), never a silent wrong answer.
+void check_finite_logits(const float* logits, size_t count, const std::string& where);
 // Every id in tokens[0..count) lies in [0, vocab), else a clear error.
 void check_tokens(const int* tokens, size_t count, int vocab);
 // A prefill's arguments (tokens (batch, n)), checked by both backends before they touch

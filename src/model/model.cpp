@@ -1,4 +1,5 @@
 #include "src/model/model.h"
+#include "src/model/memory.h"
 #include "src/util.h"
 #include <cmath>
 #include <cstdio>
@@ -17,6 +18,11 @@ size_t Model::n_params() const {
 
 void allocate_weights(Model& m) {
     const Config& c = m.config;
+    // checked before anything is taken: a header can describe any shape
+    check_memory(MemoryNeed().host("weights (dim " + std::to_string(c.dim) + ", hidden " + std::to_string(c.hidden_dim) + ", " +
+                                       std::to_string(c.n_layers) + " layers, vocab " + std::to_string(c.vocab_size) + ")",
+                                   weight_bytes(c, m.plan.n_kv_layers())),
+                 "the model", "");
     const size_t L = c.n_layers, KVL = m.plan.n_kv_layers(), D = c.dim, H = c.hidden_dim;
     Weights& w = m.weights;
     w.token_embedding.assign((size_t)c.vocab_size * D, 0.0f);

@@ -35,7 +35,8 @@ struct Model {
     size_t n_params() const;
 };
 
-// Allocates every tensor with the sizes the config and plan imply (zero filled).
+// Allocates every tensor with the sizes the config and plan imply (zero filled), after
+// checking that they fit the memory available (src/model/memory.h).
 void allocate_weights(Model& m);
 
 // Random weights: N(0, 0.02) matrices (output projections scaled by 1/sqrt(2 L)), unit norms.

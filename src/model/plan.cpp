@@ -145,9 +145,25 @@ std::vector<int> named_map(const std::string& spec, const std::string& kind, con
     return s;
 }
 
-bool is_file(const std::string& path) {
+// Named plans and maps use letters, digits, '-', ':', ',' and '='; a spec with a '/' or a
+// '.' can only be a path, so it must be a file (a plan file is "calibrated.plan").
+bool names_a_file(const std::string& spec) {
     struct stat st;
-    return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    return (stat(spec.c_str(), &st) == 0 && S_ISREG(st.st_mode)) || spec.find_first_of("/.") != std::string::npos;
+}
+
+// A plan file holds a few hundred bytes of text; a megabyte is not a plan file.
+const size_t kMaxPlanFileBytes = 1 << 20;
+
+std::string read_plan_file(const std::string& path) {
+    const std::string text = read_text_file(path, "plan file", kMaxPlanFileBytes);
+    for (size_t i = 0; i < text.size(); i++) {
+        const unsigned char c = (unsigned char)text[i];
+        if (c == 0 || (c < 32 && c != '\n' && c != '\r' && c != '\t'))
+            fail("plan file '" + path + "' holds a control byte (" + std::to_string(c) + ") at offset " + std::to_string(i) +
+                 ": not a text file");
+    }
+    return text;
 }
 
 std::string strip_comments(const std::string& text) {
@@ -166,9 +182,10 @@ std::string strip_comments(const std::string& text) {
 
 Plan parse_plan(const std::string& spec_in, int L) {
     if (L <= 0) fail("plan: the model has no layers");
+    if (spec_in.empty()) fail("plan: the plan is empty (a name such as standard, a map such as 0,0,2,2, or a file)");
     std::string spec = spec_in;
-    if (is_file(spec)) {
-        spec = strip_comments(read_text_file(spec));
+    if (names_a_file(spec)) {
+        spec = strip_comments(read_plan_file(spec));
         if (spec.empty()) fail("plan file '" + spec_in + "' holds no plan");
     }
     std::vector<std::string> parts = split(spec, ',');

@@ -234,35 +234,52 @@ std::vector<std::string> generate_stories(uint64_t seed, int count) {
     return stories;
 }
 
+StoryStream::StoryStream(Split s) : train_(s == Split::Train), rng_(train_ ? kTrainSeed : kValidationSeed) {}
+
+std::string StoryStream::next() {
+    for (;;) {
+        std::string story = generate_story(rng_);
+        bool even = text_hash(story) % 2 == 0;
+        if (even == train_) return story;
+    }
+}
+
 std::vector<std::string> story_split(Split s, int count) {
     if (count < 0) fail("story count must not be negative, got " + std::to_string(count));
-    bool train = s == Split::Train;
-    Rng rng(train ? kTrainSeed : kValidationSeed);
+    StoryStream stream(s);
     std::vector<std::string> stories;
-    while ((int)stories.size() < count) {
-        std::string story = generate_story(rng);
-        bool even = text_hash(story) % 2 == 0;
-        if (even == train) stories.push_back(story);
-    }
+    for (int i = 0; i < count; i++) stories.push_back(stream.next());
     return stories;
+}
+
+double mean_story_bytes() {
+    static const double mean = [] {
+        StoryStream stream(Split::Train);
+        size_t bytes = 0;
+        for (int i = 0; i < 1000; i++) bytes += stream.next().size();
+        return bytes / 1000.0;
+    }();
+    return mean;
+}
+
+RecallProbe ProbeStream::next() {
+    Cast cast = draw_cast(rng_);
+    Writer w = write_story(rng_, cast);
+    // every ending repeats the hero's name, so there is always a recall spot
+    size_t at = w.recalls[pick_index(rng_, w.recalls.size())];
+    size_t end = w.text.find_first_of(" .,!\"", at);
+    RecallProbe probe;
+    probe.answer = w.text.substr(at, end - at);
+    probe.prompt = w.text.substr(0, at);
+    while (!probe.prompt.empty() && probe.prompt.back() == ' ') probe.prompt.pop_back();
+    return probe;
 }
 
 std::vector<RecallProbe> recall_probes(uint64_t seed, int count) {
     if (count < 0) fail("probe count must not be negative, got " + std::to_string(count));
-    Rng rng(seed);
+    ProbeStream stream(seed);
     std::vector<RecallProbe> probes;
-    for (int i = 0; i < count; i++) {
-        Cast cast = draw_cast(rng);
-        Writer w = write_story(rng, cast);
-        // every ending repeats the hero's name, so there is always a recall spot
-        size_t at = w.recalls[pick_index(rng, w.recalls.size())];
-        size_t end = w.text.find_first_of(" .,!\"", at);
-        RecallProbe probe;
-        probe.answer = w.text.substr(at, end - at);
-        probe.prompt = w.text.substr(0, at);
-        while (!probe.prompt.empty() && probe.prompt.back() == ' ') probe.prompt.pop_back();
-        probes.push_back(probe);
-    }
+    for (int i = 0; i < count; i++) probes.push_back(stream.next());
     return probes;
 }
 

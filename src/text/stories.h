@@ -22,6 +22,22 @@ std::vector<std::string> generate_stories(uint64_t seed, int count);
 enum class Split { Train, Validation };
 std::vector<std::string> story_split(Split s, int count);
 
+// The same stories one at a time, in story_split's order: output that starts at once, and
+// memory that does not grow with the count.
+class StoryStream {
+public:
+    explicit StoryStream(Split s);
+    std::string next();
+
+private:
+    bool train_;
+    Rng rng_;
+};
+
+// Mean bytes per story (its newline included) over the train split's first 1000 stories:
+// what N stories will take, estimated before any is made.
+double mean_story_bytes();
+
 // A story prefix that stops right before a name or object word which the
 // prefix mentioned earlier; nothing but recall of the prefix predicts it.
 // `prompt` has no trailing space and `answer` no leading space.
@@ -30,6 +46,16 @@ struct RecallProbe {
     std::string answer;
 };
 std::vector<RecallProbe> recall_probes(uint64_t seed, int count);
+
+// The same probes one at a time, in recall_probes' order.
+class ProbeStream {
+public:
+    explicit ProbeStream(uint64_t seed) : rng_(seed) {}
+    RecallProbe next();
+
+private:
+    Rng rng_;
+};
 
 // The lexicon, for tests and for reports on what a model has to remember.
 const std::vector<std::string>& story_names();

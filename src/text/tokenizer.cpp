@@ -27,20 +27,23 @@ struct Reader {
 
 Tokenizer Tokenizer::load(const std::string& path, int vocab_size) {
     if (vocab_size <= 0) fail("tokenizer '" + path + "': vocab_size must be positive, got " + std::to_string(vocab_size));
-    std::ifstream f(path, std::ios::binary);
-    if (!f) fail("cannot open tokenizer '" + path + "'");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    const std::string data = ss.str();
     // the vocabulary size is the usual culprit, so every message names it
     const std::string hint = " (not a llama2.c tokenizer.bin for a " + std::to_string(vocab_size) + "-token vocabulary?)";
     auto bad = [&](const std::string& why) { fail("tokenizer '" + path + "' " + why + hint); };
+    // Sizes before allocation: every piece takes at least 8 bytes (score, length), and no
+    // piece is longer than the header's max_token_length, so the file bounds both ways.
+    check_input_file(path, "tokenizer");
+    const size_t size = file_size(path);
+    if (size < 4 + 8 * (size_t)vocab_size)
+        bad("has " + std::to_string(size) + " bytes, fewer than the " + std::to_string(4 + 8 * (size_t)vocab_size) +
+            " that " + std::to_string(vocab_size) + " pieces take at least");
+    const std::string data = read_text_file(path, "tokenizer", size);
 
     Reader r{data};
     Tokenizer t;
     int32_t max_len = 0;
     if (!r.take(&max_len, 4)) bad("is too short for its header");
-    if (max_len <= 0) bad("has a bad max_token_length " + std::to_string(max_len));
+    if (max_len <= 0 || (size_t)max_len > size) bad("has a bad max_token_length " + std::to_string(max_len));
     t.max_token_length = max_len;
     t.pieces.resize(vocab_size);
     t.scores.resize(vocab_size);
