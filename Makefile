@@ -44,7 +44,7 @@ endif
 CPU_OBJ  := $(CPU_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 
-.PHONY: all test bench clean run train-models
+.PHONY: all test test-all test-asan bench clean run train-models
 all: $(BIN)
 
 $(BIN): $(BUILD)/src/main.o $(CPU_OBJ) $(CUDA_OBJ)
@@ -68,7 +68,21 @@ $(TEST_BIN): $(TEST_OBJ) $(CPU_OBJ) $(CUDA_OBJ)
 # The tests, the CLI's bad-input checks, then the [cuda] tests again on the CPU emulator
 # (below): without a GPU the first run skips them, and the emulator is what checks the
 # kernels' logic; with one it checks them in thread orders a GPU seldom shows.
+#
+# Two sets. A Catch2 case tagged [full] only repeats what a quick case checks, on more
+# inputs (the emulated whole-model cases on every plan, where the quick ones take a
+# representative few): `make test` leaves those out and runs the [cuda] cases in one thread
+# order, a few minutes on two cores; `make test-all` runs everything, the kernel cases in
+# three thread orders, and is what .ci/run runs. To move a case out of `make test`, add
+# [full] to its tags. The README's Tests section has the times.
+QUICK := ~[full]
+
 test: $(BIN) $(TEST_BIN) $(EMU_BIN)
+	./$(TEST_BIN) "$(QUICK)" $(TEST_ARGS)
+	bash tests/cli_errors.sh ./$(BIN)
+	./$(EMU_BIN) "[cuda]$(QUICK)" $(EMU_ARGS)
+
+test-all: $(BIN) $(TEST_BIN) $(EMU_BIN)
 	./$(TEST_BIN) $(TEST_ARGS)
 	bash tests/cli_errors.sh ./$(BIN)
 	$(MAKE) --no-print-directory test-emulated
@@ -108,7 +122,33 @@ train-models: $(addprefix train-,$(SHIPPED))
 clean:
 	rm -rf $(BUILD) $(BIN)
 
--include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
+# ---- the normal tests under AddressSanitizer and UBSan ----------------------------------
+# `make test-asan`: the Catch2 tests (all of them) and the CLI's bad-input checks, built with
+# -fsanitize=address,undefined into $(BUILD)/asan: any read or write out of bounds, use after
+# free, leak, signed overflow or other undefined behaviour stops the run with a report. The
+# CPU build (no nvcc objects, which do not mix with ASan): the [cuda] cases under the
+# sanitizers are `make test-emulated-asan`. Slower than `make test`; not part of it.
+ASAN_DIR   := $(BUILD)/asan
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+              -Wno-maybe-uninitialized
+ASAN_CPU   := $(CPU_SRC:%.cpp=$(ASAN_DIR)/%.o) $(ASAN_DIR)/src/model/cuda_missing.o
+
+$(ASAN_DIR)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(filter-out -DKVSHARE_CUDA,$(CXXFLAGS)) $(ASAN_FLAGS) $(if $(CATCH_INCLUDE),-isystem $(CATCH_INCLUDE)) \
+	    -MMD -MP -c $< -o $@
+
+$(ASAN_DIR)/run_tests: $(TEST_SRC:%.cpp=$(ASAN_DIR)/%.o) $(ASAN_CPU)
+	$(CXX) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^
+
+$(ASAN_DIR)/kvshare: $(ASAN_DIR)/src/main.o $(ASAN_CPU)
+	$(CXX) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^
+
+test-asan: $(ASAN_DIR)/run_tests $(ASAN_DIR)/kvshare
+	ASAN_OPTIONS=detect_leaks=1 ./$(ASAN_DIR)/run_tests $(TEST_ARGS)
+	ASAN_OPTIONS=detect_leaks=1 bash tests/cli_errors.sh ./$(ASAN_DIR)/kvshare
+
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d $(BUILD)/asan/*/*/*.d)
 
 # ---- CUDA on the CPU (tests only) -------------------------------------------------------
 # The real kernels of cuda/*.cu, rewritten by tests/cuda_on_cpu/rewrite.pl and compiled by

@@ -3,9 +3,11 @@
 // prefill in each mode (one pass or parallel iterations, token by token, T iterations
 // always) and through 16 decode steps; iterative prefill with T = n against token by
 // token on the GPU; a second prefill over a dirty cache; batched against unbatched; greedy
-// generation token for token; the error paths. Bound: 1e-4 relative L2 and max error (relative to the largest reference
-// magnitude, at least 1) for whole-model logits, caches and hidden states. On a mismatch
-// the message names the first layer whose output is over the bound.
+// generation token for token; the error paths. Bound: 1e-4 relative L2 and max error
+// (relative to the largest reference magnitude, at least 1) for whole-model logits, caches
+// and hidden states. On a mismatch the message names the first layer whose output is over
+// the bound. The every-plan checks run on three representative plans in `make test` (the
+// others on a few) and on the rest in `make test-all` (the cases tagged [full]).
 // Without a GPU every case prints SKIPPED and passes, except the error path, which then
 // checks that asking for the GPU fails with a clear message.
 #ifdef KVSHARE_CUDA
@@ -62,6 +64,21 @@ std::vector<std::string> all_plans() {
     plans.push_back("standard,diag=all");
     plans.push_back("2,1,2,5,4,5,7,7");  // blocks 0-2, 3-5, 6-7
     return plans;
+}
+
+// The plans `make test` runs the every-plan cases on, one of each kind of code path, the
+// cheapest of each under the emulator: layers sharing a lower layer's cache in one pass, with
+// every diagonal masked (cla:2,diag=all; standard is the same path with nothing shared); one
+// upward block in the middle of the model (pizza-middle:4); three blocks, the last one reaching
+// the top (2,1,2,5,4,5,7,7). The [full] cases (make test-all) take the rest.
+std::vector<std::string> quick_plans() { return {"cla:2,diag=all", "pizza-middle:4", "2,1,2,5,4,5,7,7"}; }
+
+std::vector<std::string> other_plans() {
+    const std::vector<std::string> quick = quick_plans();
+    std::vector<std::string> rest;
+    for (const std::string& p : all_plans())
+        if (std::find(quick.begin(), quick.end(), p) == quick.end()) rest.push_back(p);
+    return rest;
 }
 
 struct Mode {
@@ -211,15 +228,13 @@ Greedy greedy(Backend& be, const std::vector<int>& prompt, int n, int steps, int
     return g;
 }
 
-}  // namespace
-
-TEST_CASE("cuda forward: logits, hidden states and caches match the CPU for every plan and prefill mode, then through 16 decode steps",
-          "[cuda]") {
-    SKIP_WITHOUT_GPU();
+// Logits, hidden states and caches against the CPU after a prefill in every mode, then
+// through 16 decode steps.
+void check_against_cpu(const std::vector<std::string>& plans) {
     const int batch = 3, n = 13, steps = 16, context = 40;
     INFO("model seed " << MODEL_SEED << ", token seed 11");
     const std::vector<int> prompt = test_tokens(batch, n, 11);
-    for (const std::string& spec : all_plans()) {
+    for (const std::string& spec : plans) {
         const Model m = test_model(spec);
         for (const Mode& mode : prefill_modes()) {
             INFO("plan " << spec << ", prefill " << mode.name);
@@ -240,12 +255,12 @@ TEST_CASE("cuda forward: logits, hidden states and caches match the CPU for ever
     }
 }
 
-TEST_CASE("cuda forward: prefill by T = n parallel iterations equals token by token on the GPU, and positions below T agree",
-          "[cuda]") {
-    SKIP_WITHOUT_GPU();
+// Prefill by T = n iterations against token by token on the GPU, positions below T after
+// T < n iterations, and decode after either.
+void check_iterations(const std::vector<std::string>& plans) {
     const int batch = 3, n = 11, T = 4;
     const std::vector<int> prompt = test_tokens(batch, n, 17);
-    for (const std::string& spec : all_plans()) {
+    for (const std::string& spec : plans) {
         INFO("plan " << spec);
         const Model m = test_model(spec);
         CudaBackend seq(m, batch, 24), par(m, batch, 24), few(m, batch, 24);
@@ -290,13 +305,42 @@ TEST_CASE("cuda forward: prefill by T = n parallel iterations equals token by to
     }
 }
 
-TEST_CASE("cuda forward: a second prefill on the same backend ignores the K/V the first one left", "[cuda]") {
+}  // namespace
+
+TEST_CASE("cuda forward: logits, hidden states and caches match the CPU in every prefill mode, then through 16 decode steps, "
+          "representative plans",
+          "[cuda]") {
     SKIP_WITHOUT_GPU();
-    // Iteration 1 must read zeros for the upward K/V, not another prompt's; a layer reading
-    // an upper source must never see position p of it.
+    check_against_cpu(quick_plans());
+}
+
+TEST_CASE("cuda forward: logits, hidden states and caches match the CPU in every prefill mode, then through 16 decode steps, "
+          "the other plans",
+          "[cuda][full]") {
+    SKIP_WITHOUT_GPU();
+    check_against_cpu(other_plans());
+}
+
+TEST_CASE("cuda forward: prefill by T = n parallel iterations equals token by token on the GPU, and positions below T agree, "
+          "representative plans",
+          "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    check_iterations(quick_plans());
+}
+
+TEST_CASE("cuda forward: prefill by T = n parallel iterations equals token by token on the GPU, and positions below T agree, "
+          "the other plans",
+          "[cuda][full]") {
+    SKIP_WITHOUT_GPU();
+    check_iterations(other_plans());
+}
+
+// Iteration 1 must read zeros for the upward K/V, not another prompt's; a layer reading
+// an upper source must never see position p of it.
+static void check_second_prefill(const std::vector<std::string>& plans) {
     const int batch = 3, n = 12;
     const std::vector<int> prompt = test_tokens(batch, n, 4), other = test_tokens(batch, n + 3, 99);
-    for (std::string spec : {"lckv:2", "pizza-top:4", "lasagna-top:4", "2,1,2,5,4,5,7,7"}) {
+    for (const std::string& spec : plans) {
         for (const Mode& mode : prefill_modes()) {
             INFO("plan " << spec << ", prefill " << mode.name);
             const Model m = test_model(spec);
@@ -308,11 +352,20 @@ TEST_CASE("cuda forward: a second prefill on the same backend ignores the K/V th
     }
 }
 
-TEST_CASE("cuda forward: a batch of sequences equals each sequence alone", "[cuda]") {
+TEST_CASE("cuda forward: a second prefill on the same backend ignores the K/V the first one left", "[cuda]") {
     SKIP_WITHOUT_GPU();
+    check_second_prefill({"2,1,2,5,4,5,7,7"});
+}
+
+TEST_CASE("cuda forward: a second prefill on the same backend ignores the K/V the first one left, more plans", "[cuda][full]") {
+    SKIP_WITHOUT_GPU();
+    check_second_prefill({"lckv:2", "pizza-top:4", "lasagna-top:4"});
+}
+
+static void check_batch(const std::vector<std::string>& plans) {
     const int batch = 3, n = 10;
     const std::vector<int> prompt = test_tokens(batch, n, 21);
-    for (std::string spec : {"standard", "lckv:2", "lasagna-top:4", "pizza-middle:4"}) {
+    for (const std::string& spec : plans) {
         INFO("plan " << spec);
         const Model m = test_model(spec);
         PrefillOptions opt;  // parallel with 9 iterations: n = 10 > 9 iterates
@@ -338,13 +391,22 @@ TEST_CASE("cuda forward: a batch of sequences equals each sequence alone", "[cud
     }
 }
 
-TEST_CASE("cuda forward: greedy generation is the same token for token on both devices", "[cuda]") {
+TEST_CASE("cuda forward: a batch of sequences equals each sequence alone", "[cuda]") {
     SKIP_WITHOUT_GPU();
-    // A prompt whose top two logits never come within MARGIN of each other on the CPU, so
-    // that differences within the bound cannot flip a token; chosen by seed, in order.
+    check_batch({"standard", "lckv:2"});
+}
+
+TEST_CASE("cuda forward: a batch of sequences equals each sequence alone, more plans", "[cuda][full]") {
+    SKIP_WITHOUT_GPU();
+    check_batch({"lasagna-top:4", "pizza-middle:4"});
+}
+
+// A prompt whose top two logits never come within MARGIN of each other on the CPU, so that
+// differences within the bound cannot flip a token; chosen by seed, in order.
+static void check_greedy(const std::vector<std::string>& plans) {
     const int batch = 3, n = 12, steps = 24;
     const double MARGIN = 2e-3;  // 20x the bound on max |error| of logits below 1 in size
-    for (std::string spec : {"standard", "lckv:2", "sandwich-middle:4", "cla:2"}) {
+    for (const std::string& spec : plans) {
         INFO("plan " << spec);
         const Model m = test_model(spec, /*tied=*/true);
         const int V = m.config.vocab_size;
@@ -367,6 +429,16 @@ TEST_CASE("cuda forward: greedy generation is the same token for token on both d
         const Greedy got = greedy(gpu, prompt, n, steps, V);
         CHECK(got.tokens == want.tokens);
     }
+}
+
+TEST_CASE("cuda forward: greedy generation is the same token for token on both devices", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    check_greedy({"standard", "lckv:2"});
+}
+
+TEST_CASE("cuda forward: greedy generation is the same token for token on both devices, more plans", "[cuda][full]") {
+    SKIP_WITHOUT_GPU();
+    check_greedy({"sandwich-middle:4", "cla:2"});
 }
 
 TEST_CASE("cuda forward: the cache allocates only KV layers", "[cuda]") {

@@ -9,6 +9,10 @@
 #include <cmath>
 #include <fstream>
 #include <malloc.h>
+#if defined(__SANITIZE_ADDRESS__)
+// from the ASan runtime (<sanitizer/allocator_interface.h>, not installed everywhere)
+extern "C" size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 #include <sstream>
 
 double median(std::vector<double> v) {
@@ -93,8 +97,12 @@ size_t allocated_bytes(Device d) {
         if (!cuda_memory_info(&free_bytes, &total_bytes)) fail("kvshare bench throughput: cannot read GPU memory");
         return total_bytes - free_bytes;
     }
+#if defined(__SANITIZE_ADDRESS__)
+    return __sanitizer_get_current_allocated_bytes();  // ASan's allocator replaces malloc's: mallinfo2 sees nothing
+#else
     struct mallinfo2 mi = mallinfo2();
     return mi.uordblks + mi.hblkhd;  // in use from the heap + from mmap (large vectors)
+#endif
 }
 
 size_t available_bytes(Device d) {
