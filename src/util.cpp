@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -14,18 +15,36 @@
 
 void fail(const std::string& message) { throw std::runtime_error(message); }
 
-// strtol and strtof stop at a NUL byte, so the end must be the string's own end.
+std::string printable(const std::string& s, size_t max) {
+    std::string out;
+    for (size_t i = 0; i < s.size() && i < max; i++) {
+        const unsigned char c = (unsigned char)s[i];
+        if (c >= 32 && c < 127) {
+            out += (char)c;
+        } else {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02X", c);
+            out += buf;
+        }
+    }
+    if (s.size() > max) out += "...";
+    return out;
+}
+
+// strtol and strtof stop at a NUL byte, so the end must be the string's own end; strtof
+// also reads hex floats ("0x10" = 16), which no one means on a command line.
 static bool parsed_whole(const std::string& s, const char* end) {
-    return !s.empty() && end == s.c_str() + s.size() && !std::isspace((unsigned char)s[0]);
+    return !s.empty() && end == s.c_str() + s.size() && !std::isspace((unsigned char)s[0]) &&
+           s.find_first_of("xX") == std::string::npos;
 }
 
 int parse_int(const std::string& s, const std::string& what) {
     char* end = nullptr;
     errno = 0;
     long v = std::strtol(s.c_str(), &end, 10);
-    if (!parsed_whole(s, end)) fail(what + ": '" + s + "' is not an integer");
+    if (!parsed_whole(s, end)) fail(what + ": '" + printable(s) + "' is not an integer");
     if (errno == ERANGE || v < INT32_MIN || v > INT32_MAX)
-        fail(what + ": '" + s + "' is out of range for an integer");
+        fail(what + ": '" + printable(s) + "' is out of range for an integer");
     return (int)v;
 }
 
@@ -33,10 +52,10 @@ float parse_float(const std::string& s, const std::string& what) {
     char* end = nullptr;
     errno = 0;
     float v = std::strtof(s.c_str(), &end);
-    if (!parsed_whole(s, end) || std::isnan(v)) fail(what + ": '" + s + "' is not a number");
+    if (!parsed_whole(s, end) || std::isnan(v)) fail(what + ": '" + printable(s) + "' is not a number");
     // ERANGE on underflow returns the nearest tiny value, which is the number asked for
     if (!std::isfinite(v) || (errno == ERANGE && std::fabs(v) > 1.0f))
-        fail(what + ": '" + s + "' is out of range for a float");
+        fail(what + ": '" + printable(s) + "' is out of range for a float");
     return v;
 }
 
@@ -51,8 +70,8 @@ int parse_int_in(const std::string& s, const std::string& what, int lo, int hi) 
     char* end = nullptr;
     errno = 0;
     long v = std::strtol(s.c_str(), &end, 10);
-    if (!parsed_whole(s, end)) fail(what + ": '" + s + "' is not an integer (allowed: " + range + ")");
-    if (errno == ERANGE || v < lo || v > hi) fail(what + " must be " + range + ", got " + s);
+    if (!parsed_whole(s, end)) fail(what + ": '" + printable(s) + "' is not an integer (allowed: " + range + ")");
+    if (errno == ERANGE || v < lo || v > hi) fail(what + " must be " + range + ", got " + printable(s));
     return (int)v;
 }
 
@@ -61,9 +80,9 @@ float parse_float_in(const std::string& s, const std::string& what, float lo, fl
     char* end = nullptr;
     errno = 0;
     float v = std::strtof(s.c_str(), &end);
-    if (!parsed_whole(s, end) || std::isnan(v)) fail(what + ": '" + s + "' is not a number (allowed: " + range + ")");
+    if (!parsed_whole(s, end) || std::isnan(v)) fail(what + ": '" + printable(s) + "' is not a number (allowed: " + range + ")");
     if (!std::isfinite(v) || (errno == ERANGE && std::fabs(v) > 1.0f) || v < lo || v > hi)
-        fail(what + " must be " + range + ", got " + s);
+        fail(what + " must be " + range + ", got " + printable(s));
     return v;
 }
 
@@ -114,8 +133,12 @@ std::string read_text_file(const std::string& path, const std::string& what, siz
     check_input_file(path, what);
     std::ifstream f(path, std::ios::binary);
     if (!f) fail("cannot open " + what + " '" + path + "'");
-    // the size first: a device or a FIFO reports 0 and is read as it comes, up to the limit
-    const size_t size = file_size(path);
+    // the size first; a pipe or a device (<(kvshare stories 400), /dev/zero) has none, and is
+    // read as it comes, up to 1 GiB
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0) fail("cannot read " + what + " '" + path + "': " + std::strerror(errno));
+    const size_t size = S_ISREG(st.st_mode) ? (size_t)st.st_size : 0;
+    if (!S_ISREG(st.st_mode)) max_bytes = std::min(max_bytes, (size_t)1 << 30);
     if (size > max_bytes)
         fail(what + " '" + path + "' has " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) + " allowed");
     std::string text;

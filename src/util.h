@@ -18,6 +18,9 @@ float parse_float(const std::string& s, const std::string& what);
 // is that tiny number, not an error; one too large for a float is out of range.
 int parse_int_in(const std::string& s, const std::string& what, int lo, int hi);
 float parse_float_in(const std::string& s, const std::string& what, float lo, float hi);
+// s with control bytes and non-ASCII as \xNN and at most `max` bytes kept, for messages
+// (what() is a C string: a NUL byte in a value would cut the message short).
+std::string printable(const std::string& s, size_t max = 80);
 std::vector<std::string> split(const std::string& s, char sep);
 bool starts_with(const std::string& s, const std::string& prefix);
 

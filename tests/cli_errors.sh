@@ -4,6 +4,7 @@
 # usage: tests/cli_errors.sh ./kvshare
 set -u
 BIN=${1:-./kvshare}
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
@@ -95,6 +96,71 @@ if ! "$BIN" generate "$T/m.kvs" -n 2 --device cuda >/dev/null 2>"$T/err"; then
     expect_error "plans both without gpu" "both"        -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --device both
     expect_error "prefill cuda without gpu" "cuda"      -- "$BIN" bench prefill --preset tiny --device cuda
 fi
+
+# issue 17: memory checked before it is taken, with the size and the flag to change
+"$BIN" init "$T/wide.kvs" --dim 1024 --hidden 8 --layers 1 --heads 8 --vocab 259 --seq 65536 2>/dev/null ||
+    { echo "cli: init of the wide model failed"; exit 1; }
+expect_error "KV cache over memory"   "lower --batch or -n" -- "$BIN" generate "$T/wide.kvs" --batch 4096 -n 65536
+expect_error "bench KV over memory"   "lower --batch"     -- "$BIN" bench decode "$T/wide.kvs" --batch 65535 --prompt 8 -n 60000
+expect_error "copy ceiling too big"   "a smaller --copy-size" -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --copy-size 1000T
+expect_error "gemm ceiling too big"   "1..16384"          -- "$BIN" bench plans --preset tiny --prompt 8 -n 8 --gemm-size 100000
+expect_error "budget over memory"     "more than the"     -- "$BIN" bench throughput --preset tiny --budget 1000T --prompt 8 -n 8
+expect_error "absurd init"            "needs"             -- "$BIN" init "$T/x.kvs" --dim 65536 --hidden 262144 --layers 1024 --heads 1
+# overflow: every numeric option has a range (tests/test_cli_fuzz.cpp tries them all)
+expect_error "batch 1e9"              "allowed: 1..65535" -- "$BIN" bench decode --preset tiny --batch 1e9
+expect_error "converge -n -5"         "1..64"             -- "$BIN" bench converge --preset tiny --plan lckv:2 -n -5
+expect_error "prompt INT_MAX"         "1..64"             -- "$BIN" bench decode --preset tiny --prompt 2147483647
+expect_error "info INT_MAX"           "1..64"             -- "$BIN" info "$T/m.kvs" --context 2147483647 --batch 2147483647
+expect_error "iterations overflow"    "0..100"            -- "$BIN" train "$T/x.kvs" --stories 10 --plan lckv:2 --iterations 2147483647,2
+expect_error "iterations hang"        "0..100"            -- "$BIN" train "$T/x.kvs" --stories 10 --plan lckv:2 --iterations 1000000000,2
+expect_error "absurd learning rate"   "--lr must be 0..1"         -- "$BIN" train "$T/x.kvs" --stories 10 --lr 1e30
+expect_error "stories over range"     "1..10000000"       -- "$BIN" train "$T/x.kvs" --stories 2000000000
+if out=$("$BIN" info "$T/wide.kvs" --batch 1048576 2>&1) && grep -q "kv total   KV cache 562949.95 GB" <<<"$out"; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1)); echo "FAILED: info of a large batch: $out"
+fi
+# NaN or Inf: refused where it appears, never exit 0
+cp "$T/m.kvs" "$T/nan.kvs"
+printf '\x00\x00\xc0\x7f' | dd of="$T/nan.kvs" bs=1 seek=300 conv=notrunc 2>/dev/null
+expect_error "NaN weights, eval"      "NaN"               -- "$BIN" eval "$T/nan.kvs" --data "$T/text.txt"
+expect_error "NaN weights, generate"  "NaN"               -- "$BIN" generate "$T/nan.kvs" -n 4
+cp "$T/m.kvs" "$T/overflow.kvs"   # rms_final (the last 48 floats of a tied model) = 3e38: logits overflow
+for i in $(seq 48); do printf '\xe6\xb1\x61\x7f'; done | dd of="$T/overflow.kvs" bs=1 seek=$(($(stat -c %s "$T/m.kvs") - 192)) conv=notrunc 2>/dev/null
+expect_error "overflowing logits, generate" "logits are" -- "$BIN" generate "$T/overflow.kvs" -n 4 -t 0
+expect_error "overflowing logits, eval"     "logits are" -- "$BIN" eval "$T/overflow.kvs" --data "$T/text.txt"
+"$BIN" init "$T/long.kvs" --preset tiny --seq 512 -s 3 2>/dev/null || { echo "cli: init --seq 512 failed"; exit 1; }
+for i in $(seq 48); do printf '\xe6\xb1\x61\x7f'; done | dd of="$T/long.kvs" bs=1 seek=$(($(stat -c %s "$T/long.kvs") - 192)) conv=notrunc 2>/dev/null
+expect_error "overflowing logits, probes"   "logits are" -- "$BIN" eval "$T/long.kvs" --probes 3
+expect_error "no probe fits"            "no recall probe fits" -- "$BIN" eval "$T/m.kvs" --probes 3
+# messages that say what is wrong
+mkdir -p "$T/dir"
+expect_error "model is a directory"     "is a directory" -- "$BIN" generate "$T/dir"
+expect_error "tokenizer is a directory" "is a directory" -- "$BIN" generate "$T/m.kvs" -z "$T/dir"
+expect_error "data is a directory"      "is a directory" -- "$BIN" eval "$T/m.kvs" --data "$T/dir"
+expect_error "plan is a directory"      "is a directory" -- "$BIN" info "$T/m.kvs" --plan "$T/dir"
+expect_error "plan file missing"        "no such file"   -- "$BIN" info "$T/m.kvs" --plan "$T/nope.plan"
+expect_error "output is a directory"    "is a directory" -- "$BIN" init "$T/dir" --preset tiny
+expect_error "output folder missing"    "does not exist" -- "$BIN" train "$T/none/x.kvs" --stories 10
+expect_error "empty plan"               "empty value"    -- "$BIN" generate "$T/m.kvs" --plan ""
+expect_error "empty tokenizer"          "empty value"    -- "$BIN" generate "$T/m.kvs" -z ""
+expect_error "option twice"             "given twice"    -- "$BIN" generate "$T/m.kvs" -n 4 -n 8
+printf '0,1,2,3\0,4,5,6,7\n' > "$T/nul.plan"
+expect_error "plan file with a NUL"     "control byte"   -- "$BIN" info "$T/m.kvs" --plan "$T/nul.plan"
+expect_error "model and preset"         "not both"       -- "$BIN" bench decode "$T/m.kvs" --preset tiny
+expect_error "converge model and preset" "not both"      -- "$BIN" bench converge "$T/m.kvs" --preset tiny
+expect_error "converge no iterations"   "1..32"          -- "$BIN" bench converge --preset tiny --plan lckv:2 --max-iterations 0
+expect_error "converge -i and -n"       "not both"       -- "$BIN" bench converge --preset tiny --plan lckv:2 -n 8 -i "Once"
+expect_error "kernels bad size"         "kvshare bench kernels" -- "$BIN" bench kernels --size 0
+expect_error "kernels no size"          "kvshare bench kernels" -- "$BIN" bench kernels --size
+expect_error "info stray argument"      "unexpected argument" -- "$BIN" info "$T/m.kvs" extra
+expect_error "stories stray argument"   "unexpected argument" -- "$BIN" stories 3 4
+(cd "$T" && expect_error "calibrate stray argument" "goes after -o" -- "$BIN" calibrate m.kvs out.plan --shared 2)
+if [ ! -e "$T/kvsharer.plan" ] && [ ! -e "$T/out.plan" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: a refused calibrate wrote a plan"; fi
+# -t 1e-45 is a temperature (a tiny one), not "not a number"
+if "$BIN" generate "$T/m.kvs" -n 6 -t 1e-45 >/dev/null 2>&1; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: -t 1e-45 refused"; fi
+# streams: the first stories of two billion come at once (head closes the pipe)
+if [ "$(timeout 10 "$BIN" stories 2000000000 | head -n 2 | wc -l)" -eq 2 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: stories did not stream"; fi
 
 # generate: stdout is only the text (the prompt echo plus what was sampled); stats go to stderr
 out=$("$BIN" generate "$T/m.kvs" -i "Once" -n 12 -t 0 2>"$T/err"); rc=$?

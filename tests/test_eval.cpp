@@ -75,3 +75,14 @@ TEST_CASE("documents are encoded with BOS each, empty lines skipped", "[eval]") 
     std::vector<int> want = {1, 'a' + 3, 'b' + 3, 1, 'c' + 3};
     CHECK(encode_documents(tok, {"ab", "", "c"}) == want);
 }
+
+TEST_CASE("eval and recall refuse logits that are not finite", "[eval]") {
+    Config c = preset_config("tiny");
+    Model m = init_model(c, parse_plan("standard", c.n_layers), 1);
+    for (float& x : m.weights.rms_final) x = 3e38f;  // finite weights whose activations overflow
+    auto be = make_cpu_backend(m, 1, 64);
+    const std::vector<int> tokens = {1, 40, 50, 60, 70, 80};
+    CHECK_THROWS_WITH(evaluate(*be, m, tokens, 16, PrefillOptions{}), Catch::Contains("logits are"));
+    Tokenizer tok = Tokenizer::bytes();
+    CHECK_THROWS_WITH(recall_probe(*be, m, tok, {"Tom had a ball. Tom", "ball"}, PrefillOptions{}), Catch::Contains("logits are"));
+}

@@ -137,3 +137,26 @@ TEST_CASE("stories: negative counts are refused", "[stories]") {
     CHECK_THROWS_AS(generate_stories(1, -1), std::runtime_error);
     CHECK_THROWS_AS(recall_probes(1, -1), std::runtime_error);
 }
+
+TEST_CASE("stories: the streams give the lists' stories and probes, as they always were", "[stories]") {
+    // FNV-1a over the first 2000 train stories, 500 validation stories and 300 probes (seed
+    // 12345, what eval --probes uses), computed with the list-building code before the streams
+    // replaced it: the shipped models were trained on exactly these
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&](const std::string& s) {
+        for (unsigned char c : s) { h ^= c; h *= 1099511628211ull; }
+    };
+    StoryStream train(Split::Train), validation(Split::Validation);
+    ProbeStream probes(12345);
+    for (int i = 0; i < 2000; i++) mix(train.next());
+    for (int i = 0; i < 500; i++) mix(validation.next());
+    for (int i = 0; i < 300; i++) {
+        const RecallProbe p = probes.next();
+        mix(p.prompt);
+        mix(p.answer);
+    }
+    CHECK(h == 0xf49cc1ba1438465cull);
+    CHECK(story_split(Split::Validation, 3)[2] == [] { StoryStream s(Split::Validation); s.next(); s.next(); return s.next(); }());
+    CHECK(mean_story_bytes() > 100);
+    CHECK(mean_story_bytes() < 1000);
+}

@@ -278,3 +278,37 @@ TEST_CASE("train rejects what it cannot train on", "[train]") {
     o.steps = 0;
     CHECK_THROWS(train(m, std::vector<int>(50, 1), {}, o));
 }
+
+TEST_CASE("training stops at the step where NaN or Inf appears, and writes no NaN model", "[train]") {
+    // A learning rate no range allows (the command refuses it; train() is the library): the
+    // first update makes weights of size 1e30, and NaN or Inf follows within a step or two.
+    Model m = tiny("standard");
+    const std::vector<int> stream = random_tokens(400, 259, 9);
+    TrainOptions o;
+    o.steps = 20;
+    o.batch = 2;
+    o.seq = 16;
+    o.lr = 1e30f;
+    o.warmup = 0;
+    o.eval_every = 1;  // a checkpoint after every good step
+    o.eval_windows = 2;
+    o.quiet = true;
+    o.out_path = temp_path("train_nan.kvs");
+    std::remove(o.out_path.c_str());
+    std::string message;
+    try {
+        train(m, stream, stream, o);
+    } catch (const std::runtime_error& e) {
+        message = e.what();
+    }
+    INFO(message);
+    CHECK_THAT(message, Catch::Contains("at step") && Catch::Contains("--lr"));
+    CHECK_THAT(message, Catch::Contains("NaN") || Catch::Contains("nan") || Catch::Contains("inf"));
+    // whatever checkpoint was written holds finite weights
+    if (std::filesystem::exists(o.out_path)) {
+        Model r = load_model(o.out_path);
+        for (auto* t : r.weights.tensors())
+            for (float x : *t) REQUIRE(std::isfinite(x));
+    }
+    std::remove(o.out_path.c_str());
+}

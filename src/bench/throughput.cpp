@@ -158,6 +158,11 @@ ThroughputRow with_run(ThroughputRow base, int batch, const GenerationRun& r) {
 ThroughputRow fit_and_run(Model& m, const GenerationSettings& s, size_t budget, int cap, bool verbose) {
     ThroughputRow row = plan_row(m, s.gen);
     const size_t one = time_generation(m, s, 1, 1, 1).memory;
+    if (one > budget) {  // not even one sequence: nothing more to measure
+        if (verbose)
+            std::fprintf(stderr, "  %s: batch 1 uses %s, over the budget\n", m.plan.name.c_str(), format_bytes((double)one).c_str());
+        return row;
+    }
     const int probe = std::min(cap, 8);
     size_t per_sequence = 0;
     if (probe > 1) {
@@ -165,7 +170,7 @@ ThroughputRow fit_and_run(Model& m, const GenerationSettings& s, size_t budget, 
         per_sequence = many > one ? (many - one + (probe - 2)) / (probe - 1) : 0;  // rounded up
     }
     const size_t fixed = one > per_sequence ? one - per_sequence : 0;
-    int batch = one > budget ? 0 : max_batch_for(budget, fixed, per_sequence, cap);
+    int batch = max_batch_for(budget, fixed, per_sequence, cap);
     if (verbose)
         std::fprintf(stderr, "  %s: batch 1 uses %s, each more sequence %s -> batch %d\n", m.plan.name.c_str(),
                      format_bytes((double)one).c_str(), format_bytes((double)per_sequence).c_str(), batch);

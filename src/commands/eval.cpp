@@ -139,6 +139,9 @@ int cmd_eval(int argc, char** argv) {
                 last_report = now_seconds();
             }
         }
+        if (r.probes == 0)
+            fail("kvshare eval: no recall probe fits the context of " + std::to_string(context) +
+                 " tokens (a probe is a story prefix of a few hundred bytes); use a longer --context or model");
         std::printf("plan %s: recall %d of %d probes (%.1f%%)\n", m.plan.name.c_str(), r.correct, r.probes,
                     r.probes ? 100.0 * r.correct / r.probes : 0.0);
         std::fflush(stdout);

@@ -80,8 +80,6 @@ int cmd_generate(int argc, char** argv) {
         for (int t = 1; t < n_prompt; t++) print_piece(text[b], tok.decode_piece(prompt[t - 1], prompt[t]));
     if (batch == 1) { std::fputs(text[0].c_str(), stdout); std::fflush(stdout); text[0].clear(); }
 
-    if (m.random_weights)
-        std::fprintf(stderr, "note: %s has random weights (made by kvshare init), so its text is noise\n", path.c_str());
     double t0 = now_seconds();
     be->prefill(tokens.data(), n_prompt, prefill);
     double t1 = now_seconds();
@@ -110,6 +108,8 @@ int cmd_generate(int argc, char** argv) {
         for (int b = 0; b < batch; b++) std::printf("%s%s\n", b ? "---\n" : "", text[b].c_str());
     std::fflush(stdout);
 
+    if (m.random_weights)
+        std::fprintf(stderr, "note: %s has random weights (made by kvshare init), so its text is noise\n", path.c_str());
     std::fprintf(stderr, "prefill: %d tokens x %d in %.3f s (%.1f tok/s); decode: %d steps x %d in %.3f s (%.1f tok/s) on %s\n",
                  n_prompt, batch, t1 - t0, n_prompt * batch / (t1 - t0 + 1e-12), decoded, batch, t2 - t1,
                  decoded * batch / (t2 - t1 + 1e-12), be->device_name().c_str());
