@@ -11,6 +11,12 @@
 #include "reference/ops.h"  // RopeStyle
 #include <cstddef>
 
+// ---- the debug switch of cuda/check.h ----
+// Whether every launch is followed by a wait for the GPU, so that a kernel's fault is
+// reported at its own launch: KVSHARE_CUDA_SYNC=1 in the environment (read once), or set here.
+bool cuda_sync_after_launch();
+void set_cuda_sync_after_launch(bool on);
+
 // ---- GEMM: out (n, d) = x (n, k) @ w (d, k)^T, row-major (reference matmul) ----
 // 1 naive, 2 shared-memory tiles, 3 register blocking (8x8 per thread),
 // 4 float4 loads + double buffering, 5 matrix-vector (warp per output row, for small n).

@@ -281,6 +281,33 @@ TEST_CASE("cuda kernels reject bad arguments with an error", "[cuda][kernel]") {
                       Catch::Matchers::Contains("workspace"));
 }
 
+TEST_CASE("cuda errors name the kernel: a bad launch, and a fault with KVSHARE_CUDA_SYNC", "[cuda][kernel]") {
+    SKIP_WITHOUT_GPU();
+    CHECK(cuda_sync_after_launch());  // tests/main.cpp turns the switch on for every test
+    const std::string bad = check_bad_launch_report();
+    CAPTURE(bad);
+    CHECK_THAT(bad, Catch::Matchers::Contains("kernel fault_kernel launched at cuda/kernel_check.cu:"));
+    CHECK_THAT(bad, Catch::Matchers::Contains("(launch_fault_kernel)"));
+    if (!check_can_fault()) {
+        WARN("SKIPPED the fault: a trap would lose the GPU's context for the tests after it (the emulator runs it)");
+        return;
+    }
+    // Off, the fault shows at the next wait, after another kernel: the message cannot name it.
+    const std::string off = check_fault_report(false);
+    CAPTURE(off);
+    CHECK_THAT(off, Catch::Matchers::Contains("unspecified launch failure"));
+    CHECK_THAT(off, Catch::Matchers::Contains("cudaDeviceSynchronize()"));
+    CHECK_THAT(off, !Catch::Matchers::Contains("fault_kernel"));
+    CHECK_THAT(off, Catch::Matchers::Contains("KVSHARE_CUDA_SYNC=1 names the kernel"));
+    // On, the wait after the launch finds it and the message names the kernel.
+    const std::string on = check_fault_report(true);
+    CAPTURE(on);
+    CHECK_THAT(on, Catch::Matchers::Contains("unspecified launch failure"));
+    CHECK_THAT(on, Catch::Matchers::Contains("kernel fault_kernel launched at cuda/kernel_check.cu:"));
+    CHECK_THAT(on, Catch::Matchers::Contains("found by waiting after the launch"));
+    CHECK(cuda_sync_after_launch());  // left as it was
+}
+
 TEST_CASE("cuda ceilings for bench plans: a positive GEMM rate, and bad sizes refused", "[cuda]") {
     SKIP_WITHOUT_GPU();
     const double g = cuda_gemm_gflops(64, 2, 1);  // small: the emulator runs it too

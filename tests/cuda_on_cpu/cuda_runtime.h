@@ -23,6 +23,10 @@
 //     dynamic shared memory over the kernel's limit (cudaErrorInvalidValue); more threads
 //     than __launch_bounds__ or too much static + dynamic shared memory abort.
 //   - Copies and memsets must stay inside one device allocation (cudaErrorInvalidValue).
+//   - __trap() ends the launch, and like a kernel's fault on a GPU it shows only at the next
+//     call that waits for the device (cudaDeviceSynchronize, cudaStreamSynchronize,
+//     cudaEventSynchronize, cudaMemcpy, cudaMemcpy2D) as cudaErrorLaunchFailure. Once: a GPU
+//     loses its context and fails every later call too, but the tests go on here.
 //
 // What it does NOT model:
 //   - Warp-synchronous execution: lanes run one after another, not in lockstep, between
@@ -34,6 +38,7 @@
 //     where g++ chooses, not where nvcc would.
 //   - Device limits beyond those above (registers, occupancy, grid.x range of old GPUs).
 #pragma once
+#define KVS_EMU 1  // for code that must tell the emulator from a GPU (a test that traps)
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -125,6 +130,8 @@ void block_shared(void* array, size_t bytes);
 void* dynamic_shared_memory();
 // __launch_bounds__(max_threads, min_blocks): the launch fails on a GPU above max_threads.
 void launch_bounds(int max_threads, int min_blocks = 0);
+// __trap(): the launch ends here; its fault waits for the next call that waits for the device.
+[[noreturn]] void trap(const char* file, int line);
 
 struct LaunchConfig {
     const void* kernel;  // the function, as cudaFuncSetAttribute sees it
@@ -172,6 +179,7 @@ Launch<P...> launch(void (*kernel)(P...), const char* name, const char* file, in
 }  // namespace kvs_emu
 
 #define __syncthreads() kvs_emu::sync_threads(__FILE__, __LINE__)
+#define __trap() kvs_emu::trap(__FILE__, __LINE__)
 #define __shfl_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Index, __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_xor_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Xor, __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_up_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Up, __FILE__, __LINE__, __VA_ARGS__)
@@ -186,6 +194,13 @@ enum cudaError {
     cudaErrorInvalidConfiguration = 9,
     cudaErrorInvalidDevice = 101,
     cudaErrorInvalidResourceHandle = 400,
+    // a kernel's faults, seen at the next wait for the device (only the last is emulated)
+    cudaErrorIllegalAddress = 700,
+    cudaErrorLaunchTimeout = 702,
+    cudaErrorAssert = 710,
+    cudaErrorIllegalInstruction = 715,
+    cudaErrorMisalignedAddress = 716,
+    cudaErrorLaunchFailure = 719,
 };
 typedef cudaError cudaError_t;
 

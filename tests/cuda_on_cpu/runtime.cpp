@@ -16,6 +16,7 @@
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define KVS_EMU_ASAN 1
 #endif
@@ -108,6 +109,16 @@ struct Fiber {
     ucontext_t context;
 #endif
     void* asan_fake_stack = nullptr;
+    Fiber() = default;
+    Fiber(const Fiber&) = delete;
+    Fiber& operator=(const Fiber&) = delete;
+    ~Fiber() {  // only after a trap, which leaves fibers in the middle of a kernel
+        if (!stack) return;
+#if defined(__SANITIZE_ADDRESS__)
+        __asan_unpoison_memory_region(stack, STACK_BYTES);  // the frames it left behind
+#endif
+        munmap(stack - GUARD_BYTES, STACK_BYTES + GUARD_BYTES);
+    }
 };
 
 #if KVS_EMU_ASM_SWITCH
@@ -214,6 +225,7 @@ struct Block {
     size_t static_smem = 0;
     void* dynamic_smem = nullptr;
     bool smem_checked = false;
+    bool trapped = false;  // a thread reached __trap: the launch is over
 };
 
 Block g;
@@ -456,7 +468,10 @@ void run_block(const uint3& b) {
     const int warps = (g.threads + 31) / 32;
     for (;;) {
         fill_order(g.warp_order, warps);
-        for (int w : g.warp_order) run_warp(w);
+        for (int w : g.warp_order) {
+            run_warp(w);
+            if (g.trapped) return;
+        }
         if (all_done()) break;
         complete_barrier();
     }
@@ -509,6 +524,7 @@ const bool fault_handler_installed = (install_fault_handler(), true);
 // errors and device memory
 
 cudaError_t last_error = cudaSuccess;
+cudaError_t pending_fault = cudaSuccess;  // a trapped kernel's, until something waits
 
 cudaError_t fail(cudaError_t err) {
     last_error = err;
@@ -523,6 +539,14 @@ cudaError_t fail(cudaError_t err, const char* fmt, ...) {  // with a line on std
     va_end(ap);
     std::fprintf(stderr, "\n");
     return fail(err);
+}
+
+// The calls that wait for the device report a trapped kernel's fault, once (not again by
+// cudaGetLastError, as it would on a GPU, where the error never goes away).
+cudaError_t wait_for_device() {
+    const cudaError_t e = pending_fault;
+    pending_fault = cudaSuccess;
+    return e;
 }
 
 constexpr size_t DEVICE_BYTES = (size_t)16 << 30;  // what cudaMemGetInfo reports as total
@@ -686,10 +710,26 @@ void run_grid(const LaunchConfig& config, void (*thread_body)(const void*), cons
     for (int i : block_order) {
         const unsigned gx = config.grid.x, gy = config.grid.y;
         run_block(uint3{i % gx, (i / gx) % gy, i / (gx * gy)});
+        if (g.trapped) break;
     }
     std::free(smem);
     g.dynamic_smem = nullptr;
     g.config = nullptr;
+    if (g.trapped) {  // the fibers stopped inside the kernel: new ones for the next launch
+        g.trapped = false;
+        g.fibers.clear();
+        pending_fault = cudaErrorLaunchFailure;
+    }
+}
+
+void trap(const char*, int) {
+    ThreadState& s = running_thread("__trap");
+    s.wait = Wait::Done;
+    g.trapped = true;
+    Fiber* self = g.fibers[g.running].get();
+    g.running = -1;
+    switch_stacks(self, nullptr);  // to the scheduler, never to come back
+    std::abort();
 }
 
 }  // namespace kvs_emu
@@ -746,8 +786,9 @@ cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int v
     return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }  // launches and copies are synchronous
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+// Launches and copies are synchronous: waiting only reports a trapped kernel.
+cudaError_t cudaDeviceSynchronize() { return wait_for_device(); }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return wait_for_device(); }
 
 cudaError_t cudaGetLastError() {
     const cudaError_t e = last_error;
@@ -765,6 +806,12 @@ const char* cudaGetErrorName(cudaError_t err) {
         case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
         case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
         case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+        case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+        case cudaErrorLaunchTimeout: return "cudaErrorLaunchTimeout";
+        case cudaErrorAssert: return "cudaErrorAssert";
+        case cudaErrorIllegalInstruction: return "cudaErrorIllegalInstruction";
+        case cudaErrorMisalignedAddress: return "cudaErrorMisalignedAddress";
+        case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     }
     return "unrecognized error code";
 }
@@ -777,6 +824,12 @@ const char* cudaGetErrorString(cudaError_t err) {
         case cudaErrorInvalidConfiguration: return "invalid configuration argument";
         case cudaErrorInvalidDevice: return "invalid device ordinal";
         case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+        case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+        case cudaErrorLaunchTimeout: return "the launch timed out and was terminated";
+        case cudaErrorAssert: return "device-side assert triggered";
+        case cudaErrorIllegalInstruction: return "an illegal instruction was encountered";
+        case cudaErrorMisalignedAddress: return "misaligned address";
+        case cudaErrorLaunchFailure: return "unspecified launch failure";
     }
     return "unrecognized error code";
 }
@@ -813,6 +866,7 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    if (const cudaError_t e = wait_for_device()) return e;
     return copy_2d(dst, bytes, src, bytes, bytes, 1, kind, "cudaMemcpy");
 }
 
@@ -822,6 +876,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
 
 cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
                          cudaMemcpyKind kind) {
+    if (const cudaError_t e = wait_for_device()) return e;
     return copy_2d(dst, dpitch, src, spitch, width, height, kind, "cudaMemcpy2D");
 }
 
@@ -868,7 +923,9 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
     return cudaSuccess;
 }
 
-cudaError_t cudaEventSynchronize(cudaEvent_t event) { return event ? cudaSuccess : fail(cudaErrorInvalidResourceHandle); }
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+    return event ? wait_for_device() : fail(cudaErrorInvalidResourceHandle);
+}
 
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
     if (!start || !end) return fail(cudaErrorInvalidResourceHandle);
