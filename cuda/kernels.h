@@ -67,6 +67,13 @@ const char* attention_decode_version_name(int version);
 // Version 2 keeps each chunk's partial softmax (max, sum, head_size weighted values) in
 // `workspace`, owned by the caller; this many floats cover any pos < context.
 size_t attention_decode_workspace_floats(int batch, int context, int n_heads, int head_size);
+// How version 2 splits a step, for the tests: keys per chunk for `visible` positions on a
+// GPU with `sms` multiprocessors, given a block's shared memory limit in bytes (the opt-in
+// limit); at least 32, so the chunks fit the workspace above, or 0 when even 32 keys'
+// scores of `group` query heads per KV head do not fit (auto then takes version 1).
+int attention_decode_chunk(int visible, int batch, int n_kv_heads, int group, int head_size, int sms, size_t smem_limit);
+// Version 2's shared memory per block for that split.
+size_t attention_decode_smem_bytes(int group, int head_size, int chunk);
 void attention_decode_gpu(int version, float* out, const float* q, const float* k, const float* v, int batch, int pos,
                           int context, bool strict, int n_heads, int n_kv_heads, int head_size, float* workspace,
                           size_t workspace_floats);
