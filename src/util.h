@@ -49,6 +49,9 @@ struct Rng {
     float uniform() { return (next_u32() >> 8) / 16777216.0f; }   // [0, 1)
     float uniform(float lo, float hi) { return lo + (hi - lo) * uniform(); }
     float normal();                                                 // N(0, 1), Box-Muller
+    // Moves on as `calls` calls of next_u32 would, in at most 64 small steps instead of
+    // `calls`, so that threads can each start at their own place in one stream.
+    void skip(uint64_t calls);
 };
 
 double now_seconds();
