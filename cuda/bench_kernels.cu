@@ -3,6 +3,7 @@
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
 #include "src/model/backend.h"
+#include "src/bench/common.h"
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <cublas_v2.h>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -115,9 +117,18 @@ void print_header() {
                 "ceiling", "%", "note");
 }
 
+// Every measured row's % of its ceiling, for the headline figures at the end.
+struct Measured {
+    std::string kernel, version, shape;
+    double pct;
+};
+std::vector<Measured> measured;
+
 // rate in GFLOP/s or GB/s (unit), against a ceiling in the same unit
 void print_row(const std::string& kernel, const std::string& version, const std::string& shape, double ms, double rate,
                const char* unit, double ceiling, const std::string& note = "") {
+    if (ceiling > 0 && version != "ceiling" && version.rfind("cuBLAS", 0) != 0)
+        measured.push_back({kernel, version, shape, 100.0 * rate / ceiling});
     char a[64], c[64], pct[16];
     std::snprintf(a, sizeof a, "%.1f %s", rate, unit);
     if (ceiling > 0) {
@@ -321,6 +332,38 @@ void bench_attention(const Options& opt, double cublas_gflops, double copy_gbs) 
     }
 }
 
+// The best version's % of its ceiling, per shape of `kernel` (shapes starting with `shape`).
+std::map<std::string, double> best_per_shape(const std::string& kernel, const std::string& shape = "") {
+    std::map<std::string, double> best;
+    for (const Measured& m : measured)
+        if (m.kernel == kernel && m.shape.rfind(shape, 0) == 0) best[m.shape] = std::max(best[m.shape], m.pct);
+    return best;
+}
+
+// The headline figures (bench/gpu-report.sh lists the keys): each kernel's best version,
+// and for a group of kernels or shapes the weakest of those bests.
+void print_headlines(const Options& opt, double copy_gbs, double cublas_gflops) {
+    const std::string n = std::to_string(opt.size);
+    print_headline("copy_gbs", copy_gbs, "GB/s");
+    print_headline("cublas_sgemm_gflops_" + n, cublas_gflops, "GFLOP/s");
+    auto lowest = [](const std::map<std::string, double>& m) {
+        double v = 1e300;
+        for (const auto& kv : m) v = std::min(v, kv.second);
+        return v;
+    };
+    if (!best_per_shape("gemm").empty()) print_headline("gemm_best_pct_cublas_" + n, lowest(best_per_shape("gemm")), "%");
+    if (!best_per_shape("gemm (decode)", "1x").empty())
+        print_headline("gemm_decode_b1_best_pct_copy", lowest(best_per_shape("gemm (decode)", "1x")), "%");
+    std::map<std::string, double> memory;  // kernel -> its best version over its shapes
+    for (const char* k : {"softmax", "rmsnorm", "rope", "swiglu", "residual add", "embedding"})
+        for (const auto& kv : best_per_shape(k)) memory[k] = std::max(memory[k], kv.second);
+    if (!memory.empty()) print_headline("memory_kernels_pct_copy", lowest(memory), "%");
+    if (!best_per_shape("attention prefill").empty())
+        print_headline("attention_prefill_best_pct_sgemm", lowest(best_per_shape("attention prefill")), "%");
+    if (!best_per_shape("attention decode").empty())
+        print_headline("attention_decode_best_pct_copy", lowest(best_per_shape("attention decode")), "%");
+}
+
 int parse_positive(const char* s, const char* what) {
     char* end = nullptr;
     const long v = std::strtol(s, &end, 10);
@@ -372,5 +415,6 @@ int bench_kernels(int argc, char** argv) {
     const double cublas_gflops = bench_gemm(opt, h.h, copy_gbs);
     bench_memory_bound(opt, copy_gbs);
     bench_attention(opt, cublas_gflops, copy_gbs);
+    print_headlines(opt, copy_gbs, cublas_gflops);
     return 0;
 }

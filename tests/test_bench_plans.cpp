@@ -220,3 +220,18 @@ TEST_CASE("bench prefill on the CPU: token by token, one pass or each T, and the
     CHECK(rows[2].vs_token_by_token == 1.0);
     CHECK(rows[4].iterations == 3);
 }
+
+TEST_CASE("headline lines: one word for the key, a plain number, the unit", "[bench_plans]") {
+    // the format bench/gpu-report.sh collects (its summary reads "headline: KEY VALUE UNIT")
+    CHECK(headline_line("gemm_best_pct_cublas_4096", 87.34, "%") == "headline: gemm_best_pct_cublas_4096 87.34 %");
+    CHECK(headline_line("throughput_stories110M_cla:2_vs_standard", 1.8049, "x") ==
+          "headline: throughput_stories110M_cla_2_vs_standard 1.805 x");
+    CHECK(headline_line("decode_b1_tinyllama_sandwich-middle:11 tok_s", 812.26, "tok/s") ==
+          "headline: decode_b1_tinyllama_sandwich_middle_11_tok_s 812.3 tok/s");
+    CHECK(headline_line("copy_gbs", 4312.6, "GB/s") == "headline: copy_gbs 4313 GB/s");  // no exponent
+    CHECK(headline_line("cublas_sgemm_gflops_4096", 51234.6, "GFLOP/s") == "headline: cublas_sgemm_gflops_4096 51235 GFLOP/s");
+    CHECK(headline_line("tiny", 0.000123, "x") == "headline: tiny 0.000123 x");
+    CHECK(headline_model("tinyllama") == "tinyllama");
+    CHECK(headline_model("models/lckv.kvs") == "lckv");
+    CHECK(headline_model("/tmp/a.b/stories15M.bin") == "stories15M");
+}

@@ -4,7 +4,9 @@
 #include "src/formats/checkpoint.h"
 #include "src/util.h"
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <malloc.h>
 #include <sstream>
@@ -12,6 +14,27 @@
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0 : v[v.size() / 2];
+}
+
+std::string headline_line(const std::string& key, double value, const std::string& unit) {
+    std::string word = key;
+    for (char& c : word)
+        if (!std::isalnum((unsigned char)c) && c != '.' && c != '_') c = '_';
+    // 4 significant digits, but whole numbers from 1000 up (no exponents: 53012 GFLOP/s)
+    char number[64];
+    std::snprintf(number, sizeof number, std::fabs(value) >= 1000 ? "%.0f" : "%.4g", value);
+    return "headline: " + word + " " + number + " " + unit;
+}
+
+void print_headline(const std::string& key, double value, const std::string& unit) {
+    std::printf("%s\n", headline_line(key, value, unit).c_str());
+    std::fflush(stdout);
+}
+
+std::string headline_model(const std::string& name) {
+    std::string base = name.substr(name.find_last_of('/') + 1);  // npos + 1 = 0
+    const size_t dot = base.find_last_of('.');
+    return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
 }
 
 std::vector<int> random_tokens(int count, int vocab, uint64_t seed) {

@@ -67,3 +67,11 @@ struct GenerationRun {
 };
 GenerationRun time_generation(Model& m, const GenerationSettings& s, int batch, int steps, int repeats, int warmup = 0);
 
+
+// One headline figure: a line "headline: KEY VALUE UNIT" on stdout. `make gpu-report`
+// (bench/gpu-report.sh, whose header lists every key) collects them into its summary.
+// The key is made a single word: anything but letters, digits, '.' and '_' becomes '_'.
+void print_headline(const std::string& key, double value, const std::string& unit);
+std::string headline_line(const std::string& key, double value, const std::string& unit);  // without "\n"
+// A model for keys: a preset's name, or a file's name without its folder and extension.
+std::string headline_model(const std::string& name);

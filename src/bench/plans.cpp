@@ -259,6 +259,16 @@ static void print_decode_table(const PlanBenchOptions& o, const DecodeTable& t) 
                         "or the weights partly stay in cache between steps.\n");
             break;
         }
+    // headline figures (bench/gpu-report.sh): standard's row per device, or the first plan's
+    const std::string plan = find_row(t, "standard", o.devices[0]) ? "standard" : o.plans[0].name;
+    for (Device d : o.devices) {
+        const DecodeRow* r = find_row(t, plan, d);
+        if (!r) continue;
+        const std::string key = "decode_b" + std::to_string(o.batch) + "_" + headline_model(o.models.name) +
+                                (plan == "standard" ? "" : "_" + plan) + (d == Device::CPU ? "_cpu" : "");
+        print_headline(key + "_tok_s", r->decode_tok_s, "tok/s");
+        if (r->ceiling_gbs > 0) print_headline(key + "_pct_copy", 100.0 * r->gbs / r->ceiling_gbs, "%");
+    }
 }
 
 int bench_plans(int argc, char** argv) {
@@ -387,5 +397,23 @@ int bench_prefill(int argc, char** argv) {
     std::printf("passes: layer passes over the prompt (token by token: per token). vs tbt: time / the plan's\n"
                 "token-by-token time; vs standard: time / standard's one pass. Plans without a cyclic block get no\n"
                 "T rows: one pass is exact for them and iterations change nothing.\n");
+    // headline figures (bench/gpu-report.sh): standard's one pass, and each iterating plan's
+    // largest T against its own token by token, per device
+    for (size_t i = 0; i < o.devices.size(); i++) {
+        const std::string key = "prefill_n" + std::to_string(o.prompt) + "_" + headline_model(o.models.name) +
+                                (o.devices[i] == Device::CPU ? "_cpu" : "");
+        if (standard_s[i] > 0) print_headline(key + "_tok_s", (double)o.batch * o.prompt / standard_s[i], "tok/s");
+        const PrefillRow* last = nullptr;
+        for (const PrefillRow& r : rows) {
+            if (r.device != o.devices[i] || r.iterations == 0) continue;
+            if (last && last->plan != r.plan)
+                print_headline(key + "_" + last->plan + "_T" + std::to_string(last->iterations) + "_vs_tbt",
+                               last->vs_token_by_token, "x");
+            last = &r;
+        }
+        if (last)
+            print_headline(key + "_" + last->plan + "_T" + std::to_string(last->iterations) + "_vs_tbt",
+                           last->vs_token_by_token, "x");
+    }
     return 0;
 }
