@@ -56,23 +56,32 @@
 # Keys are letters, digits and '_' (a plan's ':' and '-' become '_'). A new headline needs
 # a line here and one in the README's "On a GPU".
 #
-# Time, on one H200 (132 SMs, 4.8 TB/s HBM3e) and 16 cores; no GPU has run this yet, so
-# these are estimates, and each stage's cap is about twice its estimate, to stop a hang:
-#   gpu            5 s   nvcc of one small file (6.6 s on a 2-core EPYC) and queries     cap  30
-#   build         90 s   one architecture; the longest compile (nvcc of a kernel file)
-#                        bounds it on 16 cores, see the README for the measured files    cap 240
-#   checks        60 s   side by side: the [cuda] tests (CPU references of small models,
-#                        tens of seconds) and four sanitizers over ~100 small launches
-#                        (instrumenting each kernel once dominates)                       cap 150
-#   kernels       10 s   GEMM v1 at 4096^3 (137 GFLOP at 1-3 TFLOP/s, 12 runs) dominates  cap  60
-#   plans-s        8 s   5 plans x (CPU and GPU) x 4 rounds of 32 + 64 tokens            cap  40
-#   plans-t       20 s   3 random 1.1B models (about 2 s each on 16 cores, 4.4 GB each
-#                        to upload), 4 rounds of 32 + 32 tokens at 2-3 ms a step          cap  60
-#   prefill-s      6 s   like plans-s, prefill only                                       cap  40
-#   prefill-t     15 s   2 models; lckv:2 iterates a 20-layer block up to 9 times         cap  60
-#   throughput    25 s   5 plans, batches up to the budget's (about 80 for standard, 200
-#                        for lckv:2 at 8 and 3 MB a sequence); 64 steps a run             cap  90
-# Sum about 240 s. The whole run stops at --time-limit (350 s): a stage that would run past
+# Time, on one H200 (132 SMs, about 4.3 TB/s of measured copy, 67 TFLOP/s of fp32 by the
+# datasheet) with 16 cores. No GPU has run this yet, so these are estimates: CPU seconds
+# measured on a 2-core EPYC without a GPU (a busy machine inflates wall time, not CPU time),
+# and the GPU's share worked out from the datasheet. Each stage's cap (the last column) is
+# several times its estimate, to stop a hang, not to fit a budget.
+#   gpu                 5 s  nvcc of one small file (6.6 s wall on the EPYC), nvidia-smi   30 s
+#   build              35 s  52 files, one architecture: 156 CPU-s (10 s on 16 cores),   240 s
+#                            but the longest file bounds it: tests/main.cpp (Catch2's
+#                            runner) 25 CPU-s; nvcc's longest, bench_kernels.cu, 8
+#   tests, sanitize-*  30 s  side by side: the [cuda] tests (CPU references of small     150 s
+#                            models) and four sanitizers over about 200 small launches,
+#                            where instrumenting each kernel once dominates
+#   kernels            10 s  GEMM v1 at 4096^3 leads: 137 GFLOP at 1 to 3 TFLOP/s, 6 runs  60 s
+#   plans-stories15M    8 s  5 plans x 2 devices x 4 rounds of 32 + 64 tokens, a step of   40 s
+#                            milliseconds on either
+#   plans-tinyllama    12 s  3 random 1.1B models: 24 CPU-s of random numbers each on      60 s
+#                            the EPYC, about 2 s on 16 cores, and 4.4 GB each to upload;
+#                            then 4 rounds of 32 + 32 tokens at 2 to 3 ms a step
+#   prefill-stories15M  6 s  like plans-stories15M, prefill only                           40 s
+#   prefill-tinyllama  10 s  2 models; lckv:2 runs a 20-layer block up to 9 times          60 s
+#   throughput         20 s  stories110M: 0.44 GB of weights, and per sequence 8.4 MB      90 s
+#                            for standard (7.1 of it KV at 96 positions), 4.9 for cla:2,
+#                            3.1 for lckv:2: batches of about 75, 130 and 200 in 1 GiB;
+#                            a step at 200 rows about 10 ms (version 4's 128-row tiles
+#                            make 12 to 32 blocks), 64 steps a run, 5 plans and sweeps
+# Sum about 140 s. The whole run stops at --time-limit (350 s): a stage that would run past
 # it is cut there (TIMEOUT) or not started (skipped), so the report always comes in time.
 set -u
 
