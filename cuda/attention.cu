@@ -456,7 +456,7 @@ int attention_decode_chunk(int visible, int batch, int n_kv_heads, int group, in
     // Aim at ~8 blocks per SM: chunks of 64..512 keys, a multiple of 32; then halve while
     // the group's scores would not fit, never below DEC_MIN_CHUNK (halving 96 gives 48, and
     // halving again 24, more chunks than the workspace holds).
-    const long long blocks = (long long)batch * n_kv_heads;  // up to 65535^2: no int
+    const long long blocks = std::max(1LL, (long long)batch * n_kv_heads);  // up to 65535^2: no int
     const long long want = std::max(1LL, ((long long)sms * 8 + blocks - 1) / blocks);
     const long long keys = (visible + want - 1) / want;
     int chunk = (int)std::min(512LL, std::max(64LL, (keys + 31) / 32 * 32));

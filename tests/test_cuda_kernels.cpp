@@ -312,6 +312,7 @@ TEST_CASE("cuda attention decode: the split's chunks fit the workspace and the s
                                 CHECK(splits * batch * group * kv_heads * (hs + 2) <=
                                       attention_decode_workspace_floats(batch, visible, group * kv_heads, hs));
                             }
+    CHECK(attention_decode_chunk(100, 0, 4, 8, 64, 132, optin_smem) >= 32);  // batch 0: no division by 0
     CHECK(refused > 0);        // the limit was reached in some shapes
     CHECK(refused < cases / 2);
     // A shape that once went below 32 keys on an H100 or H200 (132 SMs): 8 KV heads, 12K
