@@ -14,6 +14,7 @@
 #include "src/model/backend.h"
 #include "src/text/sentencepiece.h"
 #include "tests/hf_files.h"
+#include "tests/skip_without_gpu.h"
 #include <filesystem>
 
 using namespace hf_test;
@@ -499,5 +500,34 @@ TEST_CASE("bad folders and configs give one clear error each", "[hf]") {
     // the parts of a folder given on their own
     CHECK_THROWS_WITH(load_model(dir + "/model.safetensors"), Catch::Contains("is a safetensors file; give the folder"));
     CHECK_THROWS_WITH(load_model(dir + "/config.json"), Catch::Contains("is a JSON file"));
+    fs::remove_all(dir);
+}
+
+// ---------------------------------------------------------------------------
+// the CUDA path on loaded checkpoints (a GPU, or the CPU emulator)
+
+TEST_CASE("the CUDA forward runs on a mapped llama2.c file and on a converted folder", "[cuda][hf]") {
+    SKIP_WITHOUT_GPU();
+    const Model m = grid_model("standard", false, 12, 2);
+    const std::string bin = temp_path("cuda.bin"), dir = fresh_dir("hf_cuda");
+    save_llama2c(bin, m);
+    write_folder(dir, m, "BF16", config_json(m.config, "lckv-llama", ",\n  \"layer_types\": \"1_1\""));  // layer 0 reads layer 1
+    const std::vector<int> tokens = {1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49};  // 11 > 9: iterates
+    for (const std::string& path : {bin, dir}) {
+        INFO(path);
+        const Model loaded = load_model(path);
+        CHECK(loaded.weights.wq.borrowed() == (path == bin));
+        const std::vector<float> cpu = all_logits(loaded, tokens);
+        auto gpu = make_cuda_backend(loaded, 1, (int)tokens.size());
+        PrefillOptions o;
+        o.all_positions = true;
+        std::vector<float> out(cpu.size(), NAN);
+        gpu->prefill(tokens.data(), (int)tokens.size(), o);
+        std::copy(gpu->logits(), gpu->logits() + out.size(), out.begin());
+        const ErrorStats e = compare(out, cpu);
+        CHECK(e.finite);
+        CHECK(e.rel_l2 < 1e-4);
+    }
+    std::remove(bin.c_str());
     fs::remove_all(dir);
 }
