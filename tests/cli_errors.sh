@@ -138,13 +138,14 @@ b=$("$BIN" generate "$T/m.bin" -i "Once" -n 20 -t 0 -s 9 2>/dev/null)
 if [ -n "$a" ] && [ "$a" == "$b" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: greedy .kvs vs .bin: '$a' vs '$b'"; fi
 
 # calibrate writes a plan that generate, eval and info accept
-if "$BIN" calibrate "$T/m.kvs" --shared 2 --sequences 3 --tokens 16 --threshold -1 -o "$T/k.plan" >/dev/null 2>&1 &&
+if "$BIN" calibrate "$T/m.kvs" --shared 2 --sequences 3 --tokens 16 --threshold -1 -o "$T/k.plan" --layer-types "$T/k.types" >/dev/null 2>&1 &&
+   grep -Eq '^[0-9]+(_[0-9]+){7}$' "$T/k.types" &&
    "$BIN" info "$T/m.kvs" --plan "$T/k.plan" | grep -q "kv layers  6 of 8" &&
    "$BIN" generate "$T/m.kvs" --plan "$T/k.plan" -n 8 >/dev/null 2>&1 &&
    "$BIN" eval "$T/m.kvs" --plan "$T/k.plan" --data "$T/text.txt" >/dev/null 2>&1; then
     pass=$((pass + 1))
 else
-    fail=$((fail + 1)); echo "FAILED: calibrate plan file not accepted by info/generate/eval"
+    fail=$((fail + 1)); echo "FAILED: calibrate plan file (or its layer_types) not accepted by info/generate/eval"
 fi
 
 # a failed command leaves the files it would have written as they were, and no temporary files

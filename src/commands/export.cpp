@@ -13,14 +13,10 @@
 // model's tokenizer converted (a llama2.c tokenizer.bin, kvshare's BPE, the byte tokenizer).
 static std::string tokenizer_model_for(const std::string& z, const Model& m) {
     const std::string given = !z.empty() ? z : m.tokenizer_path;
-    if (!given.empty()) {
-        const std::string bytes = read_text_file(given);
-        if (is_sentencepiece_model(bytes)) {
-            load_tokenizer_file(given, m.config.vocab_size);  // checks it, and its size against the model
-            return bytes;
-        }
-    }
-    return sentencepiece_model_bytes(tokenizer_for(z, m));
+    if (given.empty()) return sentencepiece_model_bytes(tokenizer_for("", m));
+    const Tokenizer t = load_tokenizer_file(given, m.config.vocab_size);  // checks its size, format and vocabulary
+    const std::string bytes = read_text_file(given);
+    return is_sentencepiece_model(bytes) ? bytes : sentencepiece_model_bytes(t);
 }
 
 int cmd_export(int argc, char** argv) {

@@ -10,6 +10,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A folder's JSON file (config.json, the shard index): a few KB, so anything past 64 MiB is
+// refused before it is read.
+std::string read_json_file(const std::string& path) {
+    std::error_code ec;
+    const uintmax_t size = fs::file_size(path, ec);
+    if (!ec && size > (64u << 20)) fail("'" + path + "' has " + std::to_string(size) + " bytes; a JSON file of a model folder has a few thousand");
+    return read_text_file(path);
+}
+
 // The tensors of a folder, by name: one model.safetensors, or the shards that
 // model.safetensors.index.json names. Every file is opened and checked up front.
 class FolderTensors {
@@ -53,7 +62,7 @@ private:
     }
 
     void read_index(const std::string& path) {
-        const Json index = parse_json(read_text_file(path), "'" + path + "'");
+        const Json index = parse_json(read_json_file(path), "'" + path + "'");
         const Json* map = index.is(Json::Type::Object) ? index.find("weight_map") : nullptr;
         if (!map || !map->is(Json::Type::Object)) fail("'" + path + "' has no weight_map object");
         for (const auto& [tensor, file] : map->members) {
@@ -131,7 +140,7 @@ bool unused_but_allowed(const std::string& name, const Model& m) {
 Model load_hf_folder(const std::string& folder) {
     const std::string config_path = (fs::path(folder) / "config.json").string();
     if (!fs::is_regular_file(config_path)) fail("'" + folder + "' is a folder without config.json (not a Hugging Face model folder)");
-    const HfConfig hc = parse_hf_config(parse_json(read_text_file(config_path), "'" + config_path + "'"), "'" + config_path + "'");
+    const HfConfig hc = parse_hf_config(parse_json(read_json_file(config_path), "'" + config_path + "'"), "'" + config_path + "'");
     Model m{hc.config, hc.plan, {}};
     m.forward_passes = hc.forward_passes;
     m.backward_passes = hc.backward_passes;
@@ -167,6 +176,7 @@ Model load_hf_folder(const std::string& folder) {
         const SafeTensor* t = files.find(n.name, &file);
         float* dst = n.dst->data() + n.at;
         file->read_f32(*t, dst);
+        file->release(*t);
         if (n.rope_heads > 0) half_split_to_adjacent(dst, n.rope_heads, m.config.head_size(), (size_t)m.config.dim);
     }
     return m;

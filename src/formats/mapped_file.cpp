@@ -35,6 +35,12 @@ MappedFile::~MappedFile() {
     if (data_) munmap(data_, size_);
 }
 
+void MappedFile::release(size_t offset, size_t bytes) const {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t first = (offset + page - 1) / page * page, last = (offset + bytes) / page * page;
+    if (data_ && last > first && last <= size_) madvise(data_ + first, last - first, MADV_DONTNEED);
+}
+
 bool is_directory(const std::string& path) {
     struct stat st;
     if (stat(path.c_str(), &st) != 0) fail("cannot open '" + path + "': " + std::strerror(errno));

@@ -28,6 +28,9 @@ public:
     const uint8_t* data() const { return data_; }
     // Whether [offset, offset + bytes) lies inside the file (no overflow on the way).
     bool holds(size_t offset, size_t bytes) const { return offset <= size_ && bytes <= size_ - offset; }
+    // Drops this process's pages of [offset, offset + bytes) once they have been converted and
+    // will not be read again (the whole pages inside the range): memory stays at about one copy.
+    void release(size_t offset, size_t bytes) const;
     // A little-endian value at offset; the caller has checked holds(offset, sizeof(T)).
     template <class T> T read(size_t offset) const {
         T v;

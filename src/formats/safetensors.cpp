@@ -135,6 +135,13 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     return st;
 }
 
+// Element i of a 16-bit little-endian array (x86 and ARM are little-endian, as the format is).
+static uint16_t half_at(const uint8_t* src, size_t i) {
+    uint16_t h;
+    std::memcpy(&h, src + 2 * i, 2);
+    return h;
+}
+
 const SafeTensor* SafetensorsFile::find(const std::string& name) const {
     auto it = index_.find(name);
     return it == index_.end() ? nullptr : &tensors_[it->second];
@@ -145,10 +152,12 @@ void SafetensorsFile::read_f32(const SafeTensor& t, float* out) const {
     switch (t.dtype) {
         case DType::F32: std::memcpy(out, src, t.count * sizeof(float)); return;
         case DType::F16:
-            for (size_t i = 0; i < t.count; i++) out[i] = f16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+#pragma omp parallel for schedule(static) if (t.count > (1 << 20))
+            for (size_t i = 0; i < t.count; i++) out[i] = f16_to_f32(half_at(src, i));
             return;
         case DType::BF16:
-            for (size_t i = 0; i < t.count; i++) out[i] = bf16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+#pragma omp parallel for schedule(static) if (t.count > (1 << 20))
+            for (size_t i = 0; i < t.count; i++) out[i] = bf16_to_f32(half_at(src, i));
             return;
         default:
             fail("'" + path() + "': tensor '" + t.name + "' has dtype " + dtype_name(t.dtype) + "; kvshare reads F32, F16 and BF16");

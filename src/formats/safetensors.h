@@ -41,6 +41,8 @@ public:
     const SafeTensor* find(const std::string& name) const;
     // Converts a tensor of dtype F32, F16 or BF16 into count fp32 values at out.
     void read_f32(const SafeTensor& t, float* out) const;
+    // After read_f32: the tensor's pages are not needed again (MappedFile::release).
+    void release(const SafeTensor& t) const { file_->release(t.offset, t.count * dtype_bytes(t.dtype)); }
 
 private:
     std::shared_ptr<MappedFile> file_;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 static const char kSpace[] = "\xE2\x96\x81";  // U+2581, SentencePiece's visible space
 enum PieceType { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
@@ -213,6 +214,10 @@ Tokenizer parse_sentencepiece(const std::string& bytes, const std::string& sourc
 Tokenizer load_sentencepiece(const std::string& path) { return parse_sentencepiece(read_text_file(path), path); }
 
 Tokenizer load_tokenizer_file(const std::string& path, int vocab_size) {
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(path, ec);
+    if (!ec && size > (256u << 20))  // Llama's is 0.5 MB, the largest in use a few MB
+        fail("tokenizer '" + path + "' has " + std::to_string(size) + " bytes, far more than any tokenizer");
     const std::string bytes = read_text_file(path);
     if (is_sentencepiece_model(bytes)) {
         Tokenizer t = parse_sentencepiece(bytes, path);
