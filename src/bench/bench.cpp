@@ -60,7 +60,7 @@ static int bench_decode(int argc, char** argv) {
     std::printf("model %s, plan %s, device %s, batch %d, prompt %d, decode %d, %d repeats\n",
                 a.has("--preset") ? a.get("--preset").c_str() : a.positional[0].c_str(), m.plan.name.c_str(),
                 r.device_name.c_str(), batch, prompt, steps, repeats);
-    std::printf("load     %10.3f s (%s)\n", load_s, a.has("--preset") ? "random weights made, not read" : "read once");
+    std::printf("load     %10.3f s (%s)\n", load_s, a.has("--preset") ? "random weights made, not read" : "mapped or converted, every weight checked");
     std::printf("prefill  %10.1f tok/s (median)\n", batch * prompt / r.prefill_s);
     std::printf("decode   %10.1f tok/s (median)\n", steps > 0 ? batch * steps / r.decode_s : 0.0);
     std::printf("%s\n", kv_summary(m, batch, prompt + steps).c_str());
