@@ -531,3 +531,31 @@ TEST_CASE("the CUDA forward runs on a mapped llama2.c file and on a converted fo
     std::remove(bin.c_str());
     fs::remove_all(dir);
 }
+
+TEST_CASE("the project's format and llama2.c files are used in place, not copied", "[model][hf]") {
+    const Model m = grid_model("standard", false, 13, 2);
+    const std::string kvs = temp_path("inplace.kvs"), bin = temp_path("inplace.bin");
+    save_model(kvs, m);
+    save_llama2c(bin, m);
+    for (const std::string& path : {kvs, bin}) {
+        INFO(path);
+        Model r = load_model(path);
+        for (Tensor* t : r.weights.tensors()) CHECK((t->borrowed() || t->empty()));
+        // a plan with the same KV layers moves every tensor through; another one copies only W_K, W_V
+        Model same = load_model(path, "standard");
+        CHECK(same.weights.wk.borrowed());
+        Model fewer = load_model(path, "cla:2");
+        CHECK(fewer.weights.wq.borrowed());
+        CHECK_FALSE(fewer.weights.wk.borrowed());
+        // a copy owns its floats, and writing through a loaded model never reaches the file
+        Model copy = r;
+        CHECK_FALSE(copy.weights.wq.borrowed());
+        CHECK(copy.weights.wq == r.weights.wq);
+        const std::string before = read_bytes(path);
+        r.weights.wq[0] += 1.0f;
+        CHECK(read_bytes(path) == before);
+        CHECK(load_model(path).weights.wq[0] == m.weights.wq[0]);
+    }
+    std::remove(kvs.c_str());
+    std::remove(bin.c_str());
+}
