@@ -62,7 +62,7 @@ template class DeviceArray<int>;
 // ---------------------------------------------------------------------------
 // setup: checks, weights, cache
 
-static void expect_floats(const std::vector<float>& t, size_t want, const char* name) {
+static void expect_floats(const Tensor& t, size_t want, const char* name) {
     if (t.size() != want)
         fail(std::string("CUDA forward: weight ") + name + " has " + std::to_string(t.size()) + " floats, the config and plan need " +
              std::to_string(want));

@@ -153,7 +153,7 @@ size_t parse_bytes(const std::string& s, const std::string& what) {
 
 static size_t weight_bytes(Model& m) {
     size_t n = 0;
-    for (std::vector<float>* t : m.weights.tensors()) n += t->capacity() * sizeof(float);
+    for (const Tensor* t : m.weights.tensors()) n += t->size() * sizeof(float);
     return n;
 }
 

@@ -51,7 +51,7 @@ int cmd_generate(int argc, char** argv) {
     int steps = a.get_int("-n", 256);
     if (steps < 0) fail("kvshare generate: -n must be >= 0");
     if (steps == 0 || steps > m.config.max_seq_len) steps = m.config.max_seq_len;
-    PrefillOptions prefill = parse_prefill(a.get("--prefill", "parallel"));
+    PrefillOptions prefill = parse_prefill(a.get("--prefill"), m);
     Device device = parse_device(a.get("--device", "cpu"));
 
     std::vector<int> prompt = tok.encode(a.get("-i"), true, false);

@@ -13,6 +13,12 @@ PrefillOptions parse_prefill(const std::string& mode) {
     fail("--prefill: unknown mode '" + mode + "' (parallel, sequential, iterations:N)");
 }
 
+PrefillOptions parse_prefill(const std::string& mode, const Model& m) {
+    PrefillOptions o = parse_prefill(mode.empty() ? (m.sequential_prefill ? "sequential" : "parallel") : mode);
+    if (mode.empty() || mode == "parallel") o.iterations = m.forward_passes + m.backward_passes;
+    return o;
+}
+
 void check_tokens(const int* tokens, size_t count, int vocab) {
     for (size_t i = 0; i < count; i++)
         if (tokens[i] < 0 || tokens[i] >= vocab)

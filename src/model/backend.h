@@ -16,6 +16,10 @@ struct PrefillOptions {
 
 // "parallel" (default), "sequential" or "iterations:N".
 PrefillOptions parse_prefill(const std::string& mode);
+// The same for a model: "" is the prefill its checkpoint asks for (an LCKV config's
+// forward_passes + backward_passes iterations, or use_sequential), and "parallel" iterates
+// that many times.
+PrefillOptions parse_prefill(const std::string& mode, const Model& m);
 
 class Backend {
 public:
