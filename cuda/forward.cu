@@ -91,7 +91,11 @@ PinnedArray<T>::~PinnedArray() {
 template <typename T>
 void PinnedArray<T>::reserve(size_t n) {
     if (n <= n_) return;
-    if (p_) CUDA_CHECK(cudaFreeHost(p_));
+    if (p_) {
+        // the old buffer may still be the source or target of a queued copy (growing is rare)
+        CUDA_CHECK(cudaDeviceSynchronize());
+        CUDA_CHECK(cudaFreeHost(p_));
+    }
     p_ = nullptr;
     n_ = 0;
     generation++;
@@ -264,7 +268,6 @@ void CudaBackend::grow(size_t rows) {
     if (plan_.iterates()) s_.block_input.reserve(rows * c.dim);
     s_.tokens.reserve(rows);
     s_.positions.reserve(rows);
-    h_tokens_.reserve(rows);
     if (capture_)
         for (auto& p : layer_pinned_) p->reserve(rows * c.dim);
 }
@@ -282,6 +285,7 @@ void CudaBackend::stage_tokens(const int* tokens, size_t count) {
         CUDA_CHECK(cudaEventSynchronize(staging_free_));
         staging_pending_ = false;
     }
+    h_tokens_.reserve(count);  // never inside a capture: staging comes before the step
     std::memcpy(h_tokens_.get(), tokens, count * sizeof(int));
 }
 
