@@ -104,10 +104,12 @@ __device__ __forceinline__ void slice_dots(float (&acc)[P][NB], float (&ss)[NB],
 // is the number of accumulators per row (a compile-time register count).
 template <int NB, bool VEC, class Job>
 __global__ void __launch_bounds__(THREADS) fused_kernel(Job job, int split) {
-    __shared__ float part[WARPS][P * NB + NB];  // per warp: its P x NB sums, then NB sums of squares
+    __shared__ float part[WARPS][P * NB];  // per warp: its P x NB sums, when split > 1
+    __shared__ float squares[WARPS][NB];   // sums of squares of each slice of k (NORM)
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     const int unit = blockIdx.x * (WARPS / split) + warp / split, slice = warp % split;
     const bool active = unit < job.units;
+    const int nb = job.batch;
     float acc[P][NB], ss[NB];
 #pragma unroll
     for (int b = 0; b < NB; b++) {
@@ -121,35 +123,51 @@ __global__ void __launch_bounds__(THREADS) fused_kernel(Job job, int split) {
         // this warp's slice of k; with VEC a whole number of float4
         const int per = VEC ? (job.k / 4 + split - 1) / split * 4 : (job.k + split - 1) / split;
         const int k0 = min(job.k, slice * per), k1 = min(job.k, k0 + per);
-        slice_dots<NB, VEC, Job::NORM>(acc, ss, w, job.x, job.norm_weight, job.k, job.batch, k0, k1, lane);
+        slice_dots<NB, VEC, Job::NORM>(acc, ss, w, job.x, job.norm_weight, job.k, nb, k0, k1, lane);
     }
-    // every lane takes part in the shuffles, active or not; afterwards every lane holds the sums
+    // Lane sums to warp sums: every lane takes part in the shuffles (b < nb is warp-uniform),
+    // and afterwards every lane holds the sums.
 #pragma unroll
-    for (int b = 0; b < NB; b++) {
-        if (Job::NORM) ss[b] = warp_sum(ss[b]);
+    for (int b = 0; b < NB; b++)
+        if (b < nb)
 #pragma unroll
-        for (int p = 0; p < P; p++) acc[p][b] = warp_sum(acc[p][b]);
+            for (int p = 0; p < P; p++) acc[p][b] = warp_sum(acc[p][b]);
+    if (Job::NORM) {
+        // Every unit's warps cover the same slices of k, so the sums of squares are the same
+        // for all of them: the block's first `split` warps (its first unit, always active)
+        // reduce theirs, and every warp adds those up in the same order.
+        if (warp < split) {
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+                if (b < nb) {
+                    const float s = warp_sum(ss[b]);
+                    if (lane == 0) squares[warp][b] = s;
+                }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            float s = 0.0f;
+            if (b < nb)
+                for (int sl = 0; sl < split; sl++) s += squares[sl][b];
+            ss[b] = s;
+        }
     }
     if (split > 1) {  // block-uniform: the slices of a unit meet in shared memory
         if (lane == 0) {
 #pragma unroll
-            for (int b = 0; b < NB; b++) {
-                part[warp][P * NB + b] = ss[b];
+            for (int b = 0; b < NB; b++)
 #pragma unroll
                 for (int p = 0; p < P; p++) part[warp][p * NB + b] = acc[p][b];
-            }
         }
         __syncthreads();
         if (slice == 0) {
 #pragma unroll
             for (int b = 0; b < NB; b++) {
-                float s = 0.0f, a[P] = {};
-                for (int sl = 0; sl < split; sl++) {  // the same order in every run
-                    s += part[warp + sl][P * NB + b];
+                float a[P] = {};
+                for (int sl = 0; sl < split; sl++)  // the same order in every run
 #pragma unroll
                     for (int p = 0; p < P; p++) a[p] += part[warp + sl][p * NB + b];
-                }
-                ss[b] = s;
 #pragma unroll
                 for (int p = 0; p < P; p++) acc[p][b] = a[p];
             }
@@ -159,7 +177,7 @@ __global__ void __launch_bounds__(THREADS) fused_kernel(Job job, int split) {
     // lane b writes the outputs of input row b (registers are indexed at compile time)
 #pragma unroll
     for (int b = 0; b < NB; b++)
-        if (b == lane && b < job.batch) job.epilogue(unit, b, acc[0][b], acc[1][b], ss[b]);
+        if (b == lane && b < nb) job.epilogue(unit, b, acc[0][b], acc[1][b], ss[b]);
 }
 
 // 1 / rms(x) from the sum of squares, as rmsnorm_gpu computes it.

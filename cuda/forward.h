@@ -122,7 +122,7 @@ struct GpuRunState {
     DeviceArray<int> positions;      // (rows)
     DeviceArray<int> counter;        // (1) the position the next decode step appends (cuda/decode_kernels.h)
     DeviceArray<float> draws;        // (batch) uniform draws of a sample
-    DeviceArray<uint32_t> weights;   // (batch, vocab) a sample's token weights (src/sampling_math.h)
+    DeviceArray<uint32_t> weights;   // (batch, vocab) a sample's token weights (src/text/sampling_math.h)
     DeviceArray<float> hidden;       // (batch, logit_positions, dim) after the final norm
     DeviceArray<float> logits;       // (batch, logit_positions, vocab)
     DeviceArray<float> all_hidden;   // token-by-token prefill keeping every position:

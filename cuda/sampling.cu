@@ -1,7 +1,7 @@
 // Sampling on the device (cuda/decode_kernels.h): one block per sequence turns its logits
 // into one token id, so a decode step sends the host 4 bytes per sequence instead of its
-// logits. The same arithmetic as the CPU sampler (src/sampler.cpp), on the integer
-// weights of src/sampling_math.h, so the same logits and draw give the same token:
+// logits. The same arithmetic as the CPU sampler (src/text/sampler.cpp), on the integer
+// weights of src/text/sampling_math.h, so the same logits and draw give the same token:
 //
 //   argmax  the largest logit, the lowest id among equal ones
 //   sample  weights w_i = floor(2^31 exp((l_i - max) / T)) and their total S (exact);
@@ -18,7 +18,7 @@
 // timed this yet.
 #include "cuda/common.cuh"
 #include "cuda/decode_kernels.h"
-#include "src/sampling_math.h"
+#include "src/text/sampling_math.h"
 #include <climits>
 
 using namespace kvk;

@@ -8,7 +8,7 @@
 //
 // No CUDA types: the launch functions are declared in cuda/decode_kernels.h.
 #pragma once
-#include "src/kv_cache.h"
+#include "src/model/kv_cache.h"
 #include <cstddef>
 
 #if defined(__CUDACC__)

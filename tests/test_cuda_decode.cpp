@@ -8,8 +8,8 @@
 #include <catch2/catch.hpp>
 #include "cuda/decode_check.h"
 #include "reference/ops.h"
-#include "src/backend.h"
-#include "src/sampler.h"
+#include "src/model/backend.h"
+#include "src/text/sampler.h"
 #include "tests/helpers.h"
 #include "tests/skip_without_gpu.h"
 #include <algorithm>

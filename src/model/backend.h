@@ -58,7 +58,7 @@ public:
     virtual size_t kv_cache_bytes() const = 0;  // actually allocated
 
     // Logits only when needed: the next token of every sequence from the last call's logits
-    // (its last kept position), as sample_token (src/sampler.h) picks it with draws[b], the
+    // (its last kept position), as sample_token (src/text/sampler.h) picks it with draws[b], the
     // sequence's uniform draw (unused when greedy); out (batch). This default samples
     // logits() on the host; the GPU samples on the device and reads back one id per sequence.
     virtual void sample(const SamplingSettings& s, const float* draws, int* out);
