@@ -193,8 +193,10 @@ TEST_CASE("bench plans on the CPU: one complete row per plan, rates positive", "
     }
     CHECK(t.rows[1].step_bytes < t.rows[0].step_bytes);  // fewer K/V weights and cache
     CHECK(t.rows[1].step_flops < t.rows[0].step_flops);  // no K/V projections in 6 of 8 layers
-    CHECK(t.rows[0].calls == 0);  // no runtime calls, no headline, on the CPU
-    CHECK(decode_headlines(o, t).empty());
+    CHECK(t.rows[0].calls == 0);  // no runtime calls, and no host time headline, on the CPU
+    const std::vector<std::string> lines = decode_headlines(o, t);
+    CHECK(lines.size() == 2);
+    for (const std::string& line : lines) CHECK(line.find("host_us") == std::string::npos);
 }
 
 TEST_CASE("bench plans: the CUDA decode options and the headline lines for make gpu-report", "[bench_plans]") {
@@ -204,13 +206,15 @@ TEST_CASE("bench plans: the CUDA decode options and the headline lines for make 
     CHECK((!o.cuda.graphs && !o.cuda.fused));
     CHECK_THROWS_WITH(parse("prefill", {"--preset", "tiny", "--unfused"}), Catch::Contains("--unfused"));
 
-    // A table as a GPU run would fill it: the headlines come from the standard plan's CUDA row.
+    // A table as a GPU run with --device both would fill it: standard's row per device.
+    o.devices = {Device::CPU, Device::CUDA};
     DecodeTable t;
     DecodeRow cpu, yoco, standard;
     cpu.plan = "standard";
     cpu.device = Device::CPU;
     cpu.gbs = 9;
     cpu.ceiling_gbs = 10;
+    cpu.decode_tok_s = 55;
     yoco.plan = "yoco";
     yoco.device = Device::CUDA;
     yoco.gbs = 1000;
@@ -221,23 +225,15 @@ TEST_CASE("bench plans: the CUDA decode options and the headline lines for make 
     standard.decode_tok_s = 801.25;
     standard.host_us = 12.34;
     t.rows = {cpu, yoco, standard};
-    const std::vector<std::string> lines = decode_headlines(o, t);
-    REQUIRE(lines.size() == 3);
-    CHECK(lines[0] == "headline: decode_b1_tiny_pct_copy 83.0 %");
-    CHECK(lines[1] == "headline: decode_b1_tiny_tok_s 801.2 tok/s");
-    CHECK(lines[2] == "headline: decode_b1_tiny_host_us_per_step 12.3 us");
-    // without standard, the first CUDA row; a model file's name without folder and extension
-    t.rows = {cpu, yoco};
-    o.models.preset = false;
-    o.models.name = "models/tiny-llama.v2.kvs";
-    REQUIRE(decode_headlines(o, t).size() == 3);
-    CHECK(decode_headlines(o, t)[0] == "headline: decode_b1_tiny_llama_pct_copy 25.0 %");
-    // none at batch 2, none without a CUDA row
-    o.batch = 2;
-    CHECK(decode_headlines(o, t).empty());
-    o.batch = 1;
-    t.rows = {cpu};
-    CHECK(decode_headlines(o, t).empty());
+    const std::vector<std::string> want = {"headline: decode_b1_tiny_cpu_tok_s 55 tok/s",
+                                           "headline: decode_b1_tiny_cpu_pct_copy 90 %",
+                                           "headline: decode_b1_tiny_tok_s 801.2 tok/s",
+                                           "headline: decode_b1_tiny_pct_copy 83.04 %",
+                                           "headline: decode_b1_tiny_host_us_per_step 12.34 us"};
+    CHECK(decode_headlines(o, t) == want);
+    // the CPU alone: no host time per step
+    o.devices = {Device::CPU};
+    CHECK(decode_headlines(o, t).size() == 2);
 }
 
 TEST_CASE("bench prefill on the CPU: token by token, one pass or each T, and the ratios", "[bench_plans]") {

@@ -237,28 +237,18 @@ static const DecodeRow* find_row(const DecodeTable& t, const std::string& plan, 
 }
 
 std::vector<std::string> decode_headlines(const PlanBenchOptions& o, const DecodeTable& t) {
-    if (o.batch != 1) return {};
-    const DecodeRow* row = nullptr;
-    for (const DecodeRow& r : t.rows)
-        if (r.device == Device::CUDA && (!row || (r.plan == "standard" && row->plan != "standard"))) row = &r;
-    if (!row) return {};
-    std::string name = o.models.name;
-    const size_t slash = name.find_last_of('/');
-    if (slash != std::string::npos) name = name.substr(slash + 1);
-    const size_t dot = name.find('.');
-    if (!o.models.preset && dot != std::string::npos && dot > 0) name = name.substr(0, dot);
-    for (char& ch : name)
-        if (!std::isalnum((unsigned char)ch)) ch = '_';
-    const std::string key = "headline: decode_b1_" + name;
-    char buf[256];
+    // standard's row per device, or the first plan's
     std::vector<std::string> lines;
-    std::snprintf(buf, sizeof buf, "%s_pct_copy %.1f %%", key.c_str(),
-                  row->ceiling_gbs > 0 ? 100.0 * row->gbs / row->ceiling_gbs : 0.0);
-    lines.push_back(buf);
-    std::snprintf(buf, sizeof buf, "%s_tok_s %.1f tok/s", key.c_str(), row->decode_tok_s);
-    lines.push_back(buf);
-    std::snprintf(buf, sizeof buf, "%s_host_us_per_step %.1f us", key.c_str(), row->host_us);
-    lines.push_back(buf);
+    const std::string plan = find_row(t, "standard", o.devices[0]) ? "standard" : o.plans[0].name;
+    for (Device d : o.devices) {
+        const DecodeRow* r = find_row(t, plan, d);
+        if (!r) continue;
+        const std::string key = "decode_b" + std::to_string(o.batch) + "_" + headline_model(o.models.name) +
+                                (plan == "standard" ? "" : "_" + plan) + (d == Device::CPU ? "_cpu" : "");
+        lines.push_back(headline_line(key + "_tok_s", r->decode_tok_s, "tok/s"));
+        if (r->ceiling_gbs > 0) lines.push_back(headline_line(key + "_pct_copy", 100.0 * r->gbs / r->ceiling_gbs, "%"));
+        if (d == Device::CUDA) lines.push_back(headline_line(key + "_host_us_per_step", r->host_us, "us"));
+    }
     return lines;
 }
 
@@ -305,16 +295,9 @@ static void print_decode_table(const PlanBenchOptions& o, const DecodeTable& t) 
                         "or the weights partly stay in cache between steps.\n");
             break;
         }
-    // headline figures (bench/gpu-report.sh): standard's row per device, or the first plan's
-    const std::string plan = find_row(t, "standard", o.devices[0]) ? "standard" : o.plans[0].name;
-    for (Device d : o.devices) {
-        const DecodeRow* r = find_row(t, plan, d);
-        if (!r) continue;
-        const std::string key = "decode_b" + std::to_string(o.batch) + "_" + headline_model(o.models.name) +
-                                (plan == "standard" ? "" : "_" + plan) + (d == Device::CPU ? "_cpu" : "");
-        print_headline(key + "_tok_s", r->decode_tok_s, "tok/s");
-        if (r->ceiling_gbs > 0) print_headline(key + "_pct_copy", 100.0 * r->gbs / r->ceiling_gbs, "%");
-    }
+    // headline figures (bench/gpu-report.sh)
+    for (const std::string& line : decode_headlines(o, t)) std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
 }
 
 int bench_plans(int argc, char** argv) {
@@ -338,15 +321,15 @@ int bench_plans(int argc, char** argv) {
             "adds the GPU/CPU ratios per plan. Decode is greedy with the token picked by the backend (on the\n"
             "GPU, on the device); CUDA rows also give the host time and runtime calls per decode step. On\n"
             "CUDA a step is one graph launch of the fused kernels; --no-graphs launches kernel by kernel and\n"
-            "--unfused uses the unfused kernels (the step before graphs and fusion). With batch 1 and CUDA,\n"
-            "`headline:` lines give the standard plan's %% of copy, tokens/s and host time per step. A MODEL\n"
-            "file needs the standard plan (every plan is applied to it); --preset makes random weights per plan.\n");
+            "--unfused uses the unfused kernels (the step before graphs and fusion). `headline:` lines give\n"
+            "standard's (or the first plan's) decode tokens/s and %% of copy per device, and on CUDA its host\n"
+            "time per step. A MODEL file needs the standard plan (every plan is applied to it); --preset makes\n"
+            "random weights per plan.\n");
         return 0;
     }
     const PlanBenchOptions o = plan_bench_options(a, "plans");
     const DecodeTable t = run_decode_table(o);
     print_decode_table(o, t);
-    for (const std::string& line : decode_headlines(o, t)) std::printf("%s\n", line.c_str());
     return 0;
 }
 

@@ -102,10 +102,9 @@ struct DecodeTable {
     std::vector<DecodeRow> rows;  // plan-major: every device for a plan, then the next plan
 };
 DecodeTable run_decode_table(const PlanBenchOptions& o);
-// The `headline: KEY VALUE UNIT` lines make gpu-report collects: for batch-1 CUDA decode of
-// the standard plan (else the first plan), decode_b1_<model>_pct_copy, _tok_s and
-// _host_us_per_step; none without such a row. <model> is the preset's name, or the model
-// file's without folder and extension, in letters, digits and '_'.
+// The `headline: KEY VALUE UNIT` lines bench/gpu-report.sh collects, for standard's row (or
+// the first plan's) on each device: decode_bB_M[_P][_cpu]_tok_s and _pct_copy, and on CUDA
+// _host_us_per_step (M: headline_model of the preset or file name).
 std::vector<std::string> decode_headlines(const PlanBenchOptions& o, const DecodeTable& t);
 
 struct PrefillRow {
