@@ -36,7 +36,7 @@ ifneq ($(CUDA_LIB),)
   CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
   CXXFLAGS += -DKVSHARE_CUDA
   LDLIBS   += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcudart
-  BENCH_LIBS := -lcublas
+  BENCH_LIBS := -ldl  # cuBLAS, the kernel benchmark's baseline, is loaded by dlopen when it runs
 else
   CUDA_OBJ := $(BUILD)/src/model/cuda_missing.o
 endif
@@ -44,7 +44,7 @@ endif
 CPU_OBJ  := $(CPU_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 
-.PHONY: all test test-all test-asan bench clean run train-models
+.PHONY: all test test-all test-asan bench clean run train-models gpu-report
 all: $(BIN)
 
 $(BIN): $(BUILD)/src/main.o $(CPU_OBJ) $(CUDA_OBJ)
@@ -80,11 +80,13 @@ QUICK := ~[full]
 test: $(BIN) $(TEST_BIN) $(EMU_BIN)
 	./$(TEST_BIN) "$(QUICK)" $(TEST_ARGS)
 	bash tests/cli_errors.sh ./$(BIN)
+	bash tests/gpu_report.sh ./$(BIN)
 	./$(EMU_BIN) "[cuda]$(QUICK)" $(EMU_ARGS)
 
 test-all: $(BIN) $(TEST_BIN) $(EMU_BIN)
 	./$(TEST_BIN) $(TEST_ARGS)
 	bash tests/cli_errors.sh ./$(BIN)
+	bash tests/gpu_report.sh ./$(BIN)
 	$(MAKE) --no-print-directory test-emulated
 
 # Benchmarks (timings never go in tests): CPU decode of the stories15M shape, its per-plan
@@ -95,6 +97,13 @@ bench: $(BIN)
 	./$(BIN) bench plans --preset stories15M --repeats 3
 	./$(BIN) bench prefill --preset stories15M --repeats 3
 	-./$(BIN) bench kernels
+
+# On a machine with an NVIDIA GPU: builds for it, runs the [cuda] tests, compute-sanitizer and
+# every benchmark, all into one folder (bench/gpu-report.sh; the README's "On a GPU").
+# make gpu-report [GPU_REPORT=folder] [CATCH_INCLUDE=.deps]
+GPU_REPORT ?= gpu-report
+gpu-report:
+	CATCH_INCLUDE="$(CATCH_INCLUDE)" bash bench/gpu-report.sh --out "$(GPU_REPORT)"
 
 # The quick start's run command: a story from the shipped LCKV model, on the CPU.
 run: $(BIN)

@@ -94,8 +94,8 @@ void launch_warp(float* out, const float* q, const float* k, const float* v, int
     const size_t warps = (size_t)batch * n * n_heads;
     const size_t blocks = ceil_div(warps, (size_t)4);
     if (blocks > (size_t)INT32_MAX) bad_args("attention: too many queries for one launch");
-    attn_warp_kernel<DPL><<<(unsigned)blocks, 128>>>(out, q, k, v, batch, n, p0, context, strict, n_heads, n_kv_heads, hs, scale);
-    CUDA_CHECK_LAST();
+    attn_warp_kernel<DPL><<<(unsigned)blocks, 128, 0, launch_stream()>>>(out, q, k, v, batch, n, p0, context, strict, n_heads, n_kv_heads, hs, scale);
+    CUDA_CHECK_LAST("attn_warp_kernel");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -221,9 +221,9 @@ void launch_prefill_tiled(float* out, const float* q, const float* k, const floa
     const size_t bytes = prefill_smem_bytes(hs);
     allow_dynamic_smem((const void*)attn_prefill_tiled_kernel<DPL>, bytes);
     const dim3 grid(ceil_div(n, FQ_BQ), n_heads, batch);
-    attn_prefill_tiled_kernel<DPL><<<grid, FQ_WARPS * WARP, bytes>>>(out, q, k, v, n, p0, context, strict, n_heads,
+    attn_prefill_tiled_kernel<DPL><<<grid, FQ_WARPS * WARP, bytes, launch_stream()>>>(out, q, k, v, n, p0, context, strict, n_heads,
                                                                      n_kv_heads, hs, scale);
-    CUDA_CHECK_LAST();
+    CUDA_CHECK_LAST("attn_prefill_tiled_kernel");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -366,36 +366,34 @@ __global__ void attn_decode_merge_kernel(float* out, const float* part, int hs, 
     }
 }
 
-// Chunks are never shorter than this many keys, which bounds the workspace.
+// Chunks are never shorter than this many keys, which bounds the workspace: at most
+// ceil(context / DEC_MIN_CHUNK) chunks (attention_decode_workspace_floats).
 constexpr int DEC_MIN_CHUNK = 32;
 
+// The split of a step that found its chunk (attention_decode_chunk); `part` holds
+// workspace_floats floats, checked here against what the chunks will write.
 template <int DPL>
 void launch_decode_split(float* out, const float* q, const float* k, const float* v, int batch, int pos, int context,
-                         bool strict, int n_heads, int n_kv_heads, int hs, float scale, float* part) {
+                         bool strict, int n_heads, int n_kv_heads, int hs, float scale, int chunk, float* part,
+                         size_t workspace_floats) {
     const int vis = pos + (strict ? 0 : 1);
     const int group = n_heads / n_kv_heads;
-    int splits = 0, chunk = 32;
-    if (vis > 0) {
-        // Aim at ~8 blocks per SM; chunks of 64..512 keys, a multiple of 32, smaller if
-        // the group's scores would not fit the default shared memory.
-        const int base = batch * n_kv_heads;
-        const int want = std::max(1, ceil_div(num_sms() * 8, base));
-        chunk = ceil_div(ceil_div(vis, want), 32) * 32;
-        chunk = std::min(512, std::max(64, chunk));
-        while (chunk > DEC_MIN_CHUNK && decode_smem_bytes(group, hs, chunk) > 48 * 1024) chunk /= 2;
-        splits = ceil_div(vis, chunk);
-    }
+    const int splits = vis > 0 ? ceil_div(vis, chunk) : 0;
+    const size_t need = (size_t)batch * n_heads * splits * (hs + 2);
+    if (need > workspace_floats)  // cannot happen while chunk >= DEC_MIN_CHUNK: a last guard against an overflow
+        bad_args("attention decode: " + std::to_string(splits) + " chunks of " + std::to_string(chunk) + " keys need " +
+                 std::to_string(need) + " floats of workspace, " + std::to_string(workspace_floats) + " given");
     if (splits > 0) {
         const size_t bytes = decode_smem_bytes(group, hs, chunk);
         allow_dynamic_smem((const void*)attn_decode_split_kernel<DPL>, bytes);
         const dim3 grid(splits, n_kv_heads, batch);
-        attn_decode_split_kernel<DPL><<<grid, DEC_THREADS, bytes>>>(part, q, k, v, pos, context, strict, n_heads,
+        attn_decode_split_kernel<DPL><<<grid, DEC_THREADS, bytes, launch_stream()>>>(part, q, k, v, pos, context, strict, n_heads,
                                                                     n_kv_heads, hs, scale, chunk, splits);
-        CUDA_CHECK_LAST();
+        CUDA_CHECK_LAST("attn_decode_split_kernel");
     }
     const int threads = ceil_div(hs, WARP) * WARP;
-    attn_decode_merge_kernel<<<(unsigned)((size_t)batch * n_heads), threads>>>(out, part, hs, splits);
-    CUDA_CHECK_LAST();
+    attn_decode_merge_kernel<<<(unsigned)((size_t)batch * n_heads), threads, 0, launch_stream()>>>(out, part, hs, splits);
+    CUDA_CHECK_LAST("attn_decode_merge_kernel");
 }
 
 void check_shape(const char* what, int batch, int n_heads, int n_kv_heads, int head_size) {
@@ -451,6 +449,22 @@ void attention_prefill_gpu(int version, float* out, const float* q, const float*
     }
 }
 
+size_t attention_decode_smem_bytes(int group, int head_size, int chunk) { return decode_smem_bytes(group, head_size, chunk); }
+
+int attention_decode_chunk(int visible, int batch, int n_kv_heads, int group, int head_size, int sms, size_t smem_limit) {
+    if (visible <= 0) return DEC_MIN_CHUNK;
+    // Aim at ~8 blocks per SM: chunks of 64..512 keys, a multiple of 32; then halve while
+    // the group's scores would not fit, never below DEC_MIN_CHUNK (halving 96 gives 48, and
+    // halving again 24, more chunks than the workspace holds).
+    const long long blocks = std::max(1LL, (long long)batch * n_kv_heads);  // up to 65535^2: no int
+    const long long want = std::max(1LL, ((long long)sms * 8 + blocks - 1) / blocks);
+    const long long keys = (visible + want - 1) / want;
+    int chunk = (int)std::min(512LL, std::max(64LL, (keys + 31) / 32 * 32));
+    while (chunk > DEC_MIN_CHUNK && decode_smem_bytes(group, head_size, chunk) > smem_limit)
+        chunk = std::max(DEC_MIN_CHUNK, chunk / 2);
+    return decode_smem_bytes(group, head_size, chunk) <= smem_limit ? chunk : 0;
+}
+
 size_t attention_decode_workspace_floats(int batch, int context, int n_heads, int head_size) {
     if (batch < 0 || context < 0 || n_heads < 0 || head_size < 0) bad_args("attention decode workspace: negative size");
     return (size_t)batch * n_heads * ceil_div(context, DEC_MIN_CHUNK) * (head_size + 2);
@@ -462,8 +476,20 @@ void attention_decode_gpu(int version, float* out, const float* q, const float* 
     check_shape("attention decode", batch, n_heads, n_kv_heads, head_size);
     if (pos < 0 || pos >= context)
         bad_args("attention decode: position " + std::to_string(pos) + " outside a context of " + std::to_string(context));
-    if (version == 0) version = 2;
-    if (version < 1 || version > 2) bad_args("attention decode: no version " + std::to_string(version) + " (1..2, 0 = auto)");
+    if (version < 0 || version > 2) bad_args("attention decode: no version " + std::to_string(version) + " (1..2, 0 = auto)");
+    // The split's chunk, with the shared memory a block may have once the kernel opts in.
+    // Where not even DEC_MIN_CHUNK keys' scores fit (hundreds of query heads per KV head),
+    // auto takes version 1, which needs no shared memory, and version 2 is an error.
+    const int vis = pos + (strict ? 0 : 1);
+    const size_t smem_limit = max_block_smem();
+    const int chunk = attention_decode_chunk(vis, batch, n_kv_heads, n_heads / n_kv_heads, head_size, num_sms(), smem_limit);
+    if (version == 0) version = chunk > 0 ? 2 : 1;
+    if (version == 2 && chunk == 0)
+        bad_args("attention decode: split-merge needs " +
+                 std::to_string(decode_smem_bytes(n_heads / n_kv_heads, head_size, DEC_MIN_CHUNK)) +
+                 " bytes of shared memory for " + std::to_string(n_heads / n_kv_heads) + " query heads of size " +
+                 std::to_string(head_size) + " per KV head; the GPU allows " + std::to_string(smem_limit) +
+                 " (version 1 needs none)");
     const size_t need = attention_decode_workspace_floats(batch, context, n_heads, head_size);
     if (version == 2 && (workspace_floats < need || (need > 0 && workspace == nullptr)))
         bad_args("attention decode: a workspace of " + std::to_string(workspace_floats) + " floats, " +
@@ -481,10 +507,10 @@ void attention_decode_gpu(int version, float* out, const float* q, const float* 
         }
     } else {
         switch (dpl) {
-            case 1: launch_decode_split<1>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale, workspace); break;
-            case 2: launch_decode_split<2>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale, workspace); break;
-            case 4: launch_decode_split<4>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale, workspace); break;
-            default: launch_decode_split<8>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale, workspace); break;
+            case 1: launch_decode_split<1>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale, chunk, workspace, workspace_floats); break;
+            case 2: launch_decode_split<2>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale, chunk, workspace, workspace_floats); break;
+            case 4: launch_decode_split<4>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale, chunk, workspace, workspace_floats); break;
+            default: launch_decode_split<8>(out, q, k, v, batch, pos, context, strict, n_heads, n_kv_heads, head_size, scale, chunk, workspace, workspace_floats); break;
         }
     }
 }

@@ -3,6 +3,7 @@
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
 #include "src/model/backend.h"
+#include "src/bench/common.h"
 #include "src/model/memory.h"
 #include "src/util.h"
 #include <algorithm>
@@ -11,7 +12,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <cublas_v2.h>
+#include <dlfcn.h>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -44,17 +47,37 @@ __global__ void fill_tokens_kernel(int* p, size_t n, int vocab) {
         p[i] = (int)((i * 7919u) % (size_t)vocab);
 }
 
-struct CublasHandle {  // true fp32 SGEMM: the default math mode uses no TF32
+// cuBLAS is the GEMM baseline here and nowhere else, so it is loaded when this benchmark runs
+// (dlopen) instead of being linked into kvshare: libcublasLt alone is over 500 MB, and linking
+// it cost every kvshare command, `--help` included, about 0.2 s of start-up (chapter 9.2).
+struct Cublas {  // true fp32 SGEMM: the default math mode uses no TF32
+    void* lib = nullptr;
+    decltype(&cublasCreate_v2) create = nullptr;
+    decltype(&cublasDestroy_v2) destroy = nullptr;
+    decltype(&cublasSetMathMode) set_math_mode = nullptr;
+    decltype(&cublasSgemm_v2) sgemm = nullptr;
     cublasHandle_t h = nullptr;
-    CublasHandle() {
-        CUBLAS_CHECK(cublasCreate(&h));
-        CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+    Cublas() {
+        for (const char* name : {"libcublas.so", "libcublas.so.13", "libcublas.so.12"})
+            if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+        if (!lib) throw std::runtime_error(std::string("cannot load cuBLAS, the GEMM baseline: ") + dlerror());
+        symbol(create, "cublasCreate_v2");
+        symbol(destroy, "cublasDestroy_v2");
+        symbol(set_math_mode, "cublasSetMathMode");
+        symbol(sgemm, "cublasSgemm_v2");
+        CUBLAS_CHECK(create(&h));
+        CUBLAS_CHECK(set_math_mode(h, CUBLAS_DEFAULT_MATH));
     }
-    ~CublasHandle() {
-        if (cublasDestroy(h) != CUBLAS_STATUS_SUCCESS) std::fprintf(stderr, "cublasDestroy failed\n");
+    template <class F>
+    void symbol(F& f, const char* name) {
+        f = reinterpret_cast<F>(dlsym(lib, name));
+        if (!f) throw std::runtime_error(std::string("cuBLAS lacks ") + name);
     }
-    CublasHandle(const CublasHandle&) = delete;
-    CublasHandle& operator=(const CublasHandle&) = delete;
+    ~Cublas() {  // the library stays loaded until exit: unloading CUDA libraries is not worth the risk
+        if (h && destroy(h) != CUBLAS_STATUS_SUCCESS) std::fprintf(stderr, "cublasDestroy failed\n");
+    }
+    Cublas(const Cublas&) = delete;
+    Cublas& operator=(const Cublas&) = delete;
 };
 
 template <class T>
@@ -117,9 +140,18 @@ void print_header() {
                 "ceiling", "%", "note");
 }
 
+// Every measured row's % of its ceiling, for the headline figures at the end.
+struct Measured {
+    std::string kernel, version, shape;
+    double pct;
+};
+std::vector<Measured> measured;
+
 // rate in GFLOP/s or GB/s (unit), against a ceiling in the same unit
 void print_row(const std::string& kernel, const std::string& version, const std::string& shape, double ms, double rate,
                const char* unit, double ceiling, const std::string& note = "") {
+    if (ceiling > 0 && version != "ceiling" && version.rfind("cuBLAS", 0) != 0)
+        measured.push_back({kernel, version, shape, 100.0 * rate / ceiling});
     char a[64], c[64], pct[16];
     std::snprintf(a, sizeof a, "%.1f %s", rate, unit);
     if (ceiling > 0) {
@@ -147,9 +179,9 @@ double copy_ceiling(const Options& opt) {
 
 // out (n, d) = x (n, k) @ w (d, k)^T in cuBLAS's column-major terms: out^T (d, n) = w x^T,
 // i.e. op(A) = w^T of a k x d column-major matrix, op(B) = x^T stored as k x n.
-void cublas_gemm(cublasHandle_t h, float* out, const float* x, const float* w, int n, int k, int d) {
+void cublas_gemm(const Cublas& c, float* out, const float* x, const float* w, int n, int k, int d) {
     const float one = 1.0f, zero = 0.0f;
-    CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, d, n, k, &one, w, k, x, k, &zero, out, d));
+    CUBLAS_CHECK(c.sgemm(c.h, CUBLAS_OP_T, CUBLAS_OP_N, d, n, k, &one, w, k, x, k, &zero, out, d));
 }
 
 double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
@@ -165,7 +197,7 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
 // cuBLAS SGEMM at size^3 (always: it is also the prefill attention ceiling); with the gemm
 // filter, versions 1..4 at size^3 against it, and decode shapes (few rows, bandwidth-bound:
 // weight bytes against the copy ceiling). Returns cuBLAS GFLOP/s at size^3.
-double bench_gemm(const Options& opt, cublasHandle_t h, double copy_gbs) {
+double bench_gemm(const Options& opt, const Cublas& h, double copy_gbs) {
     double cublas_peak = 0;
     {
         const int n = opt.size, k = opt.size, d = opt.size;
@@ -323,6 +355,38 @@ void bench_attention(const Options& opt, double cublas_gflops, double copy_gbs) 
     }
 }
 
+// The best version's % of its ceiling, per shape of `kernel` (shapes starting with `shape`).
+std::map<std::string, double> best_per_shape(const std::string& kernel, const std::string& shape = "") {
+    std::map<std::string, double> best;
+    for (const Measured& m : measured)
+        if (m.kernel == kernel && m.shape.rfind(shape, 0) == 0) best[m.shape] = std::max(best[m.shape], m.pct);
+    return best;
+}
+
+// The headline figures (bench/gpu-report.sh lists the keys): each kernel's best version,
+// and for a group of kernels or shapes the weakest of those bests.
+void print_headlines(const Options& opt, double copy_gbs, double cublas_gflops) {
+    const std::string n = std::to_string(opt.size);
+    print_headline("copy_gbs", copy_gbs, "GB/s");
+    print_headline("cublas_sgemm_gflops_" + n, cublas_gflops, "GFLOP/s");
+    auto lowest = [](const std::map<std::string, double>& m) {
+        double v = 1e300;
+        for (const auto& kv : m) v = std::min(v, kv.second);
+        return v;
+    };
+    if (!best_per_shape("gemm").empty()) print_headline("gemm_best_pct_cublas_" + n, lowest(best_per_shape("gemm")), "%");
+    if (!best_per_shape("gemm (decode)", "1x").empty())
+        print_headline("gemm_decode_b1_best_pct_copy", lowest(best_per_shape("gemm (decode)", "1x")), "%");
+    std::map<std::string, double> memory;  // kernel -> its best version over its shapes
+    for (const char* k : {"softmax", "rmsnorm", "rope", "swiglu", "residual add", "embedding"})
+        for (const auto& kv : best_per_shape(k)) memory[k] = std::max(memory[k], kv.second);
+    if (!memory.empty()) print_headline("memory_kernels_pct_copy", lowest(memory), "%");
+    if (!best_per_shape("attention prefill").empty())
+        print_headline("attention_prefill_best_pct_sgemm", lowest(best_per_shape("attention prefill")), "%");
+    if (!best_per_shape("attention decode").empty())
+        print_headline("attention_decode_best_pct_copy", lowest(best_per_shape("attention decode")), "%");
+}
+
 // --size, --runs, --warmup: the ranges --help states.
 int parse_option(const std::string& value, const std::string& option) {
     const int hi = option == "--size" ? 16384 : 1000;
@@ -371,9 +435,10 @@ int bench_kernels(int argc, char** argv) {
                 prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0, opt.runs, opt.warmup);
     print_header();
     const double copy_gbs = copy_ceiling(opt);
-    CublasHandle h;
-    const double cublas_gflops = bench_gemm(opt, h.h, copy_gbs);
+    Cublas cublas;
+    const double cublas_gflops = bench_gemm(opt, cublas, copy_gbs);
     bench_memory_bound(opt, copy_gbs);
     bench_attention(opt, cublas_gflops, copy_gbs);
+    print_headlines(opt, copy_gbs, cublas_gflops);
     return 0;
 }

@@ -1,6 +1,7 @@
 // Small device and host helpers shared by the kernel files (CUDA only; not for g++).
 #pragma once
 #include "cuda/check.h"
+#include "cuda/launch.h"
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -45,6 +46,13 @@ __device__ __forceinline__ void warp_softmax_merge(float& m, float& s) {
     }
 }
 
+// The stream for one launch: the thread's launch stream (cuda/launch.h). Every launch
+// passes it as <<<grid, block, smem, launch_stream()>>>, which also counts the launch.
+inline cudaStream_t launch_stream() {
+    count_runtime_call();
+    return current_launch_stream();
+}
+
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 inline size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -68,13 +76,24 @@ inline int stride_grid(size_t items, int threads) {
     return (int)(want < 1 ? 1 : want < cap ? want : cap);
 }
 
+// The most shared memory one block may have on the current device once a kernel opts in
+// (227 KiB on an H100 or H200; without opting in, 48 KiB).
+inline size_t max_block_smem() {
+    static int cached_dev = -1, cached_bytes = 0;
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev != cached_dev) {
+        CUDA_CHECK(cudaDeviceGetAttribute(&cached_bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+        cached_dev = dev;
+    }
+    return (size_t)cached_bytes;
+}
+
 // Opts a kernel into more than the default 48 KiB of dynamic shared memory when it needs it.
 inline void allow_dynamic_smem(const void* kernel, size_t bytes) {
     if (bytes <= 48 * 1024) return;
-    int dev = 0, optin = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    if (bytes > (size_t)optin)
+    const size_t optin = max_block_smem();
+    if (bytes > optin)
         throw std::runtime_error("kernel needs " + std::to_string(bytes) + " bytes of shared memory; the GPU allows " +
                                  std::to_string(optin));
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));

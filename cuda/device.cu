@@ -5,8 +5,61 @@
 #include "cuda/kernels.h"
 #include "src/model/backend.h"
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <vector>
+
+// ---- the debug switch and the error messages of cuda/check.h ----
+
+namespace {
+bool& sync_after_launch() {
+    static bool on = [] {
+        const char* e = std::getenv("KVSHARE_CUDA_SYNC");
+        return e && *e && std::string(e) != "0";
+    }();
+    return on;
+}
+
+// The errors of a kernel that faulted: they show at the next wait for the GPU.
+bool kernel_fault(cudaError_t err) {
+    return err == cudaErrorIllegalAddress || err == cudaErrorLaunchFailure || err == cudaErrorAssert ||
+           err == cudaErrorMisalignedAddress || err == cudaErrorIllegalInstruction || err == cudaErrorLaunchTimeout;
+}
+
+std::string describe(cudaError_t err) {
+    return std::string(cudaGetErrorString(err)) + " (" + cudaGetErrorName(err) + ")";
+}
+}  // namespace
+
+bool cuda_sync_after_launch() { return sync_after_launch(); }
+void set_cuda_sync_after_launch(bool on) { sync_after_launch() = on; }
+
+void kvk::cuda_failed(cudaError_t err, const char* call, const char* file, int line) {
+    std::string msg = "CUDA error: " + describe(err) + " in " + call + " at " + file + ":" + std::to_string(line);
+    if (kernel_fault(err) && !sync_after_launch())
+        msg += "; a kernel's fault shows at the next wait for the GPU, and KVSHARE_CUDA_SYNC=1 names the kernel";
+    throw std::runtime_error(msg);
+}
+
+// Whether the thread's launch stream is being captured into a graph (cuda/launch.h): its
+// launches are recorded, not run, so there is nothing to wait for, and a capture may not
+// wait; their faults show when the graph is launched (the GPU forward waits after it).
+static bool launch_stream_capturing() {
+    cudaStream_t s = current_launch_stream();
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    return s && cudaStreamIsCapturing(s, &status) == cudaSuccess && status != cudaStreamCaptureStatusNone;
+}
+
+void kvk::check_launch(const char* kernel, const char* file, int line, const char* function) {
+    cudaError_t err = cudaGetLastError();
+    const bool waited = err == cudaSuccess && sync_after_launch() && !launch_stream_capturing();
+    if (waited) err = cudaDeviceSynchronize();
+    if (err == cudaSuccess) return;
+    const std::string name = *kernel ? std::string("kernel ") + kernel : std::string("the kernel");
+    throw std::runtime_error("CUDA error: " + describe(err) + " in " + name + " launched at " + file + ":" +
+                             std::to_string(line) + " (" + function + ")" +
+                             (waited ? ", found by waiting after the launch (KVSHARE_CUDA_SYNC)" : ""));
+}
 
 bool cuda_available(std::string* why) {
     int n = 0;

@@ -60,6 +60,27 @@ void finish() {
     CUDA_CHECK(cudaDeviceSynchronize());  // errors inside the kernel surface here
 }
 
+// For the test of KVSHARE_CUDA_SYNC: a kernel that faults when asked to.
+__global__ void fault_kernel(int fault) {
+    if (fault) __trap();
+}
+
+void launch_fault_kernel(int fault, int threads) {
+    fault_kernel<<<1, threads>>>(fault);
+    CUDA_CHECK_LAST("fault_kernel");
+}
+
+// The error message of `work`, or "" when it throws none.
+template <class Work>
+std::string error_of(Work work) {
+    try {
+        work();
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
+}
+
 }  // namespace
 
 std::vector<float> check_gemm(int version, const std::vector<float>& x, const std::vector<float>& w, int n, int k, int d,
@@ -183,4 +204,31 @@ std::vector<float> check_attention_decode(int version, const std::vector<float>&
     finish();
     workspace.download("attention decode workspace");  // throws if written outside
     return dout.download("attention decode");
+}
+
+bool check_can_fault() {
+#ifdef KVS_EMU
+    return true;
+#else
+    return false;
+#endif
+}
+
+std::string check_fault_report(bool sync_after_launch) {
+    if (!check_can_fault()) throw std::runtime_error("check_fault_report: a trap would lose the GPU's context");
+    const bool was = cuda_sync_after_launch();
+    set_cuda_sync_after_launch(sync_after_launch);
+    Guarded<float> x(100);
+    const std::string msg = error_of([&] {
+        launch_fault_kernel(1, 32);
+        residual_add_gpu(x.data(), x.data(), 100);  // another kernel, launched before anything waits
+        CUDA_CHECK(cudaDeviceSynchronize());
+    });
+    set_cuda_sync_after_launch(was);
+    return msg;
+}
+
+std::string check_bad_launch_report() {
+    // more threads than a block may have: a configuration error, seen at the launch
+    return error_of([] { launch_fault_kernel(0, 2048); });
 }

@@ -6,6 +6,7 @@
 #pragma once
 #include "reference/ops.h"
 #include <cstddef>
+#include <string>
 #include <vector>
 
 // `offset` shifts x and w by that many floats on the device (offset 1 breaks 16-byte
@@ -29,3 +30,13 @@ std::vector<float> check_attention_prefill(int version, const std::vector<float>
 std::vector<float> check_attention_decode(int version, const std::vector<float>& q, const std::vector<float>& k,
                                           const std::vector<float>& v, int batch, int pos, int context, bool strict,
                                           int n_heads, int n_kv_heads, int head_size);
+
+// The debug switch of cuda/check.h, tested: the error message when a kernel faults
+// (__trap) and another kernel runs before the next wait for the GPU, with the switch on or
+// off. Only where check_can_fault(): the CPU emulator. On a GPU a trap loses the context,
+// and every later test would fail.
+bool check_can_fault();
+std::string check_fault_report(bool sync_after_launch);
+// The error message of a launch with more threads per block than any GPU allows (a
+// configuration error, found at the launch on a GPU too).
+std::string check_bad_launch_report();

@@ -2,14 +2,22 @@
 // code built by g++ (the GPU forward, tests, benchmarks) can call them.
 //
 // - Every pointer is a DEVICE pointer; tokens and positions too.
-// - Launches go to the default stream and return at once (no synchronization); a bad
-//   launch or bad arguments throw std::runtime_error.
+// - Launches go to the thread's launch stream (cuda/launch.h; the legacy default stream
+//   unless the caller set one) and return at once (no synchronization); a bad launch or
+//   bad arguments throw std::runtime_error.
 // - Where a kernel has several versions, `version` 1..N picks one (each stays runnable,
 //   from naive to fast), and 0 picks the best for the shape. The same semantics as the
 //   reference op of the same name in reference/ops.h, fp32 throughout.
 #pragma once
+#include "cuda/launch.h"
 #include "reference/ops.h"  // RopeStyle
 #include <cstddef>
+
+// ---- the debug switch of cuda/check.h ----
+// Whether every launch is followed by a wait for the GPU, so that a kernel's fault is
+// reported at its own launch: KVSHARE_CUDA_SYNC=1 in the environment (read once), or set here.
+bool cuda_sync_after_launch();
+void set_cuda_sync_after_launch(bool on);
 
 // ---- GEMM: out (n, d) = x (n, k) @ w (d, k)^T, row-major (reference matmul) ----
 // 1 naive, 2 shared-memory tiles, 3 register blocking (8x8 per thread),
@@ -61,6 +69,13 @@ const char* attention_decode_version_name(int version);
 // Version 2 keeps each chunk's partial softmax (max, sum, head_size weighted values) in
 // `workspace`, owned by the caller; this many floats cover any pos < context.
 size_t attention_decode_workspace_floats(int batch, int context, int n_heads, int head_size);
+// How version 2 splits a step, for the tests: keys per chunk for `visible` positions on a
+// GPU with `sms` multiprocessors, given a block's shared memory limit in bytes (the opt-in
+// limit); at least 32, so the chunks fit the workspace above, or 0 when even 32 keys'
+// scores of `group` query heads per KV head do not fit (auto then takes version 1).
+int attention_decode_chunk(int visible, int batch, int n_kv_heads, int group, int head_size, int sms, size_t smem_limit);
+// Version 2's shared memory per block for that split.
+size_t attention_decode_smem_bytes(int group, int head_size, int chunk);
 void attention_decode_gpu(int version, float* out, const float* q, const float* k, const float* v, int batch, int pos,
                           int context, bool strict, int n_heads, int n_kv_heads, int head_size, float* workspace,
                           size_t workspace_floats);

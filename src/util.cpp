@@ -101,14 +101,14 @@ bool starts_with(const std::string& s, const std::string& prefix) {
     return s.compare(0, prefix.size(), prefix) == 0;
 }
 
-void check_input_file(const std::string& path, const std::string& what) {
+void check_input_file(const std::string& path, const std::string& what, bool directory_ok) {
     struct stat st;
     if (path.empty()) fail(what + ": the path is empty");
     if (stat(path.c_str(), &st) != 0) {
         if (errno == ENOENT || errno == ENOTDIR) fail(what + " '" + path + "': no such file");
         fail(what + " '" + path + "': " + std::strerror(errno));
     }
-    if (S_ISDIR(st.st_mode)) fail(what + " '" + path + "' is a directory, not a file");
+    if (S_ISDIR(st.st_mode) && !directory_ok) fail(what + " '" + path + "' is a directory, not a file");
     if (access(path.c_str(), R_OK) != 0) fail(what + " '" + path + "': " + std::strerror(errno));
 }
 
@@ -189,6 +189,44 @@ float Rng::normal() {
     float u1 = uniform(), u2 = uniform();
     if (u1 < 1e-12f) u1 = 1e-12f;
     return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.2831853f * u2);
+}
+
+// xorshift's update (the three shifts of next_u32) is linear in the 64 state bits over
+// GF(2): a 64 x 64 bit matrix M, stored as its columns, the images of the 64 single bits.
+// Skipping k calls multiplies the state by M^k = the product of M^(2^b) over the bits b of
+// k; the 64 powers M^(2^b) are made once by squaring.
+namespace {
+struct BitMatrix {
+    uint64_t col[64];
+};
+
+uint64_t times(const BitMatrix& m, uint64_t v) {
+    uint64_t out = 0;
+    for (int j = 0; j < 64; j++)
+        if ((v >> j) & 1) out ^= m.col[j];
+    return out;
+}
+
+const std::vector<BitMatrix>& xorshift_powers() {  // [b] = M^(2^b)
+    static const std::vector<BitMatrix> powers = [] {
+        std::vector<BitMatrix> p(64);
+        for (int j = 0; j < 64; j++) {
+            uint64_t s = 1ull << j;
+            s ^= s >> 12; s ^= s << 25; s ^= s >> 27;  // next_u32's update
+            p[0].col[j] = s;
+        }
+        for (int b = 1; b < 64; b++)
+            for (int j = 0; j < 64; j++) p[b].col[j] = times(p[b - 1], times(p[b - 1], 1ull << j));
+        return p;
+    }();
+    return powers;
+}
+}  // namespace
+
+void Rng::skip(uint64_t calls) {
+    const std::vector<BitMatrix>& powers = xorshift_powers();
+    for (int b = 0; b < 64; b++)
+        if ((calls >> b) & 1) state = times(powers[b], state);
 }
 
 double now_seconds() {

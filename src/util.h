@@ -26,7 +26,8 @@ bool starts_with(const std::string& s, const std::string& prefix);
 
 // Input and output paths, checked before any work, with what is wrong in the message:
 // "WHAT 'PATH': no such file", "... is a directory", the system's reason otherwise.
-void check_input_file(const std::string& path, const std::string& what);
+// A directory is accepted when directory_ok (a MODEL may be a Hugging Face folder).
+void check_input_file(const std::string& path, const std::string& what, bool directory_ok = false);
 // An output path must not be a directory, and its folder must exist.
 void check_output_file(const std::string& path, const std::string& what);
 // Bytes of a file check_input_file accepted.
@@ -68,6 +69,9 @@ struct Rng {
     float uniform() { return (next_u32() >> 8) / 16777216.0f; }   // [0, 1)
     float uniform(float lo, float hi) { return lo + (hi - lo) * uniform(); }
     float normal();                                                 // N(0, 1), Box-Muller
+    // Moves on as `calls` calls of next_u32 would, in at most 64 small steps instead of
+    // `calls`, so that threads can each start at their own place in one stream.
+    void skip(uint64_t calls);
 };
 
 double now_seconds();

@@ -241,6 +241,6 @@ TEST_CASE("fuzz: every numeric option refuses hostile values with one line, and 
             check_refused(args, o.option);
         }
     for (const std::string& v : kGarbage) check_refused({"stories", v}, "stories");
-    for (const std::string& v : {"0", "-1"}) check_refused({"stories", v}, "1..2147483647");
+    for (const char* v : {"0", "-1"}) check_refused({"stories", v}, "1..2147483647");
     std::filesystem::remove_all(paths().dir);
 }

@@ -241,7 +241,11 @@ TEST_CASE("cuda attention decode: split along positions, every version", "[cuda]
     };
     const Shape shapes[] = {{1, 0, 4, 4, 2, 16},      {3, 1, 8, 4, 2, 24},     {2, 100, 128, 8, 2, 64},
                             {1, 3000, 3001, 4, 1, 128}, {2, 777, 1000, 6, 3, 48}, {1, 257, 300, 32, 32, 64},
-                            {1, 500, 512, 16, 1, 256},  {4, 2047, 2048, 32, 8, 128}, {2, 70, 90, 5, 5, 6}};
+                            {1, 500, 512, 16, 1, 256},  {4, 2047, 2048, 32, 8, 128}, {2, 70, 90, 5, 5, 6},
+                            // 40 query heads of 256 on one KV head: the group's scores overflow 48 KiB of
+                            // shared memory, which once halved the chunk below 32 keys (96 -> 48 -> 24)
+                            // and wrote more chunks than the workspace holds
+                            {1, 2999, 3000, 40, 1, 256}};
     uint64_t seed = 8000;
     for (const Shape& s : shapes)
         for (bool strict : {false, true}) {
@@ -279,6 +283,70 @@ TEST_CASE("cuda kernels reject bad arguments with an error", "[cuda][kernel]") {
     const size_t need = attention_decode_workspace_floats(1, 64, 2, 16);
     CHECK_THROWS_WITH(attention_decode_gpu(2, none, none, none, none, 1, 0, 64, false, 2, 1, 16, none, need - 1),
                       Catch::Matchers::Contains("workspace"));
+}
+
+TEST_CASE("cuda attention decode: the split's chunks fit the workspace and the shared memory", "[cuda][kernel]") {
+    // A pure function of the shape and the GPU (no GPU needed): every chunk at least 32 keys,
+    // so ceil(visible / chunk) chunks fit attention_decode_workspace_floats; its scores fit
+    // the shared memory limit; 0 only where not even 32 keys' scores would.
+    const size_t default_smem = 48 * 1024, optin_smem = 227 * 1024;
+    int cases = 0, refused = 0;
+    for (int sms : {4, 132})
+        for (size_t limit : {default_smem, optin_smem})
+            for (int hs : {16, 64, 128, 256})
+                for (int group : {1, 8, 38, 40, 65, 101, 180, 256})
+                    for (int kv_heads : {1, 4})
+                        for (int batch : {1, 3, 64})
+                            for (int visible : {1, 31, 33, 100, 2049, 3000, 12000, 70000, 100000}) {
+                                CAPTURE(sms, limit, hs, group, kv_heads, batch, visible);
+                                const int chunk = attention_decode_chunk(visible, batch, kv_heads, group, hs, sms, limit);
+                                cases++;
+                                if (chunk == 0) {
+                                    refused++;
+                                    CHECK(attention_decode_smem_bytes(group, hs, 32) > limit);
+                                    continue;
+                                }
+                                CHECK(chunk >= 32);
+                                CHECK(attention_decode_smem_bytes(group, hs, chunk) <= limit);
+                                const size_t splits = (visible + chunk - 1) / chunk;
+                                CHECK(splits * batch * group * kv_heads * (hs + 2) <=
+                                      attention_decode_workspace_floats(batch, visible, group * kv_heads, hs));
+                            }
+    CHECK(attention_decode_chunk(100, 0, 4, 8, 64, 132, optin_smem) >= 32);  // batch 0: no division by 0
+    CHECK(refused > 0);        // the limit was reached in some shapes
+    CHECK(refused < cases / 2);
+    // A shape that once went below 32 keys on an H100 or H200 (132 SMs): 8 KV heads, 12K
+    // positions, 40 query heads of 256 per KV head. Chunks of 96 keys: scores of 60 KB, over
+    // the 48 KiB default, so the old loop halved to 48, then 24. Now the kernel opts in.
+    CHECK(attention_decode_chunk(12000, 1, 8, 40, 256, 132, optin_smem) == 96);
+    CHECK(attention_decode_chunk(12000, 1, 8, 40, 256, 132, default_smem) == 0);
+}
+
+TEST_CASE("cuda errors name the kernel: a bad launch, and a fault with KVSHARE_CUDA_SYNC", "[cuda][kernel]") {
+    SKIP_WITHOUT_GPU();
+    CHECK(cuda_sync_after_launch());  // tests/main.cpp turns the switch on for every test
+    const std::string bad = check_bad_launch_report();
+    CAPTURE(bad);
+    CHECK_THAT(bad, Catch::Matchers::Contains("kernel fault_kernel launched at cuda/kernel_check.cu:"));
+    CHECK_THAT(bad, Catch::Matchers::Contains("(launch_fault_kernel)"));
+    if (!check_can_fault()) {
+        WARN("SKIPPED the fault: a trap would lose the GPU's context for the tests after it (the emulator runs it)");
+        return;
+    }
+    // Off, the fault shows at the next wait, after another kernel: the message cannot name it.
+    const std::string off = check_fault_report(false);
+    CAPTURE(off);
+    CHECK_THAT(off, Catch::Matchers::Contains("unspecified launch failure"));
+    CHECK_THAT(off, Catch::Matchers::Contains("cudaDeviceSynchronize()"));
+    CHECK_THAT(off, !Catch::Matchers::Contains("fault_kernel"));
+    CHECK_THAT(off, Catch::Matchers::Contains("KVSHARE_CUDA_SYNC=1 names the kernel"));
+    // On, the wait after the launch finds it and the message names the kernel.
+    const std::string on = check_fault_report(true);
+    CAPTURE(on);
+    CHECK_THAT(on, Catch::Matchers::Contains("unspecified launch failure"));
+    CHECK_THAT(on, Catch::Matchers::Contains("kernel fault_kernel launched at cuda/kernel_check.cu:"));
+    CHECK_THAT(on, Catch::Matchers::Contains("found by waiting after the launch"));
+    CHECK(cuda_sync_after_launch());  // left as it was
 }
 
 TEST_CASE("cuda ceilings for bench plans: a positive GEMM rate, and bad sizes refused", "[cuda]") {

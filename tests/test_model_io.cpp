@@ -120,3 +120,32 @@ TEST_CASE("a write that fails part way leaves the old file and no temporary file
     CHECK(read_text_file(path) == "new");
     std::remove(path.c_str());
 }
+
+TEST_CASE("random weights: skipping ahead and the parallel fill give one generator's numbers", "[model]") {
+    for (uint64_t calls : {0ull, 1ull, 2ull, 63ull, 64ull, 1000ull, 123457ull}) {
+        Rng stepped(42), skipped(42);
+        for (uint64_t i = 0; i < calls; i++) stepped.next_u32();
+        skipped.skip(calls);
+        CAPTURE(calls);
+        CHECK(skipped.state == stepped.state);
+    }
+    // w1 and w3 span three of init_model's chunks, so the skips inside a tensor are tested too
+    Config c;
+    c.dim = 64; c.hidden_dim = 1100; c.n_layers = 2; c.n_heads = 4; c.n_kv_heads = 2;
+    c.vocab_size = 300; c.max_seq_len = 16; c.shared_classifier = false;
+    const uint64_t seed = 3;
+    Model m = init_model(c, parse_plan("standard", c.n_layers), seed);
+    // what init_model computed, one generator filling tensor after tensor
+    Rng rng(seed);
+    Weights& w = m.weights;
+    const float std_in = 0.02f, std_out = 0.02f / std::sqrt(2.0f * c.n_layers);
+    size_t i = 0;
+    for (auto* t : {&w.token_embedding, &w.wq, &w.wk, &w.wv, &w.w1, &w.w3, &w.wcls, &w.wo, &w.w2}) {
+        const float scale = t == &w.wo || t == &w.w2 ? std_out : std_in;
+        size_t differ = 0;
+        for (float x : *t) differ += x != scale * rng.normal();
+        CAPTURE(i++, t->size());
+        CHECK(differ == 0);
+    }
+    CHECK(w.w1.size() > 2 * 65536);
+}

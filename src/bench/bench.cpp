@@ -38,7 +38,7 @@ static Model bench_model(const Args& a) {
         check_memory(MemoryNeed().host("weights", weight_bytes(c, plan.n_kv_layers())), a.command, "a smaller --preset");
         return init_model(c, plan, (uint64_t)seed);
     }
-    const std::string path = a.need_input_file(0, "MODEL (or --preset NAME)");
+    const std::string path = a.need_model(0, "MODEL (or --preset NAME)");
     a.at_most_positional(1);
     return load_model(path, a.get("--plan"));
 }
@@ -50,14 +50,17 @@ static int bench_decode(int argc, char** argv) {
         std::printf("usage: kvshare bench decode (MODEL | --preset NAME) [--plan PLAN] [--device cpu|cuda]\n"
                     "                            [--batch B] [--prompt N] [-n STEPS] [--repeats R] [-s SEED]\n"
                     "Prefills B random prompts of N tokens (default 32), decodes STEPS tokens (default 64),\n"
-                    "R times (default 5); prints the median prefill and decode tokens/s. Ranges: B 1..65535\n"
-                    "(and the KV cache must fit the memory available), N 1.., STEPS 0.. with N + STEPS at most\n"
-                    "the model's max_seq_len, R 1..1000, SEED (--preset's weights) any 32-bit integer.\n");
+                    "R times (default 5); prints the median prefill and decode tokens/s, and the time MODEL took\n"
+                    "to load (map or convert, check every weight, apply the plan). Ranges: B 1..65535 (and the KV\n"
+                    "cache must fit the memory available), N 1.., STEPS 0.. with N + STEPS at most the model's\n"
+                    "max_seq_len, R 1..1000, SEED (--preset's weights) any 32-bit integer.\n");
         return 0;
     }
     const int batch = a.get_int("--batch", 1, 1, 65535), repeats = a.get_int("--repeats", 5, 1, 1000);
     const Device device = parse_device(a.get("--device", "cpu"));
+    const double load_start = now_seconds();
     Model m = bench_model(a);
+    const double load_s = now_seconds() - load_start;
     const int ctx = m.config.max_seq_len;
     const int prompt = a.get_int("--prompt", 32, 1, ctx), steps = a.get_int("-n", 64, 0, ctx);
     if (prompt + steps > ctx)
@@ -70,6 +73,7 @@ static int bench_decode(int argc, char** argv) {
     std::printf("model %s, plan %s, device %s, batch %d, prompt %d, decode %d, %d repeats\n",
                 a.has("--preset") ? a.get("--preset").c_str() : a.positional[0].c_str(), m.plan.name.c_str(),
                 r.device_name.c_str(), batch, prompt, steps, repeats);
+    std::printf("load     %10.3f s (%s)\n", load_s, a.has("--preset") ? "random weights made, not read" : "mapped or converted, every weight checked");
     std::printf("prefill  %10.1f tok/s (median)\n", batch * prompt / r.prefill_s);
     std::printf("decode   %10.1f tok/s (median)\n", steps > 0 ? batch * steps / r.decode_s : 0.0);
     std::printf("%s\n", kv_summary(m, batch, prompt + steps).c_str());

@@ -5,8 +5,10 @@
 #include "src/model/memory.h"
 #include "src/util.h"
 #include <algorithm>
+#include <cctype>
 #include <climits>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <malloc.h>
 #if defined(__SANITIZE_ADDRESS__)
@@ -18,6 +20,27 @@ extern "C" size_t __sanitizer_get_current_allocated_bytes(void);
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0 : v[v.size() / 2];
+}
+
+std::string headline_line(const std::string& key, double value, const std::string& unit) {
+    std::string word = key;
+    for (char& c : word)
+        if (!std::isalnum((unsigned char)c) && c != '.' && c != '_') c = '_';
+    // 4 significant digits, but whole numbers from 1000 up (no exponents: 53012 GFLOP/s)
+    char number[64];
+    std::snprintf(number, sizeof number, std::fabs(value) >= 1000 ? "%.0f" : "%.4g", value);
+    return "headline: " + word + " " + number + " " + unit;
+}
+
+void print_headline(const std::string& key, double value, const std::string& unit) {
+    std::printf("%s\n", headline_line(key, value, unit).c_str());
+    std::fflush(stdout);
+}
+
+std::string headline_model(const std::string& name) {
+    std::string base = name.substr(name.find_last_of('/') + 1);  // npos + 1 = 0
+    const size_t dot = base.find_last_of('.');
+    return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
 }
 
 std::vector<int> random_tokens(int count, int vocab, uint64_t seed) {
@@ -43,7 +66,7 @@ PlanModels plan_models(const Args& a) {
         // a model per plan at a time; standard's are the most weights
         check_memory(MemoryNeed().host("weights", weight_bytes(pm.config, pm.config.n_layers)), a.command, "a smaller --preset");
     } else {
-        pm.name = a.need_input_file(0, "MODEL (or --preset NAME)");
+        pm.name = a.need_model(0, "MODEL (or --preset NAME)");
         pm.base = load_model(pm.name);
         pm.config = pm.base.config;
     }
@@ -130,7 +153,7 @@ size_t parse_bytes(const std::string& s, const std::string& what) {
 
 static size_t weight_bytes(Model& m) {
     size_t n = 0;
-    for (std::vector<float>* t : m.weights.tensors()) n += t->capacity() * sizeof(float);
+    for (const Tensor* t : m.weights.tensors()) n += t->size() * sizeof(float);
     return n;
 }
 
@@ -141,26 +164,30 @@ GenerationRun time_generation(Model& m, const GenerationSettings& s, int batch, 
     need.host("prompt tokens", sat_product({(size_t)batch, (size_t)s.prompt, sizeof(int)}));
     check_memory(need, "the benchmark at batch " + std::to_string(batch), "lower --batch, --prompt or -n");
     const std::vector<int> tokens = random_tokens(batch * s.prompt, m.config.vocab_size, 7);
-    const std::vector<int> next(batch, 5);
+    const SamplingSettings greedy;  // as generate with -t 0: the backend samples, ids come back
+    std::vector<int> next(batch);
     GenerationRun out;
-    std::vector<double> prefill_s, decode_s;
+    std::vector<double> prefill_s, decode_s, host_us, calls;
     const size_t before = allocated_bytes(s.device);
     {
-        auto be = make_backend(m, s.device, batch, s.prompt + s.gen);
+        auto be = make_backend(m, s.device, batch, s.prompt + s.gen, s.cuda);
         out.device_name = be->device_name();
         for (int r = 0; r < warmup + repeats; r++) {
             const double t0 = now_seconds();
             be->prefill(tokens.data(), s.prompt, s.prefill);
-            be->logits();  // results on the host: the GPU has finished
+            be->sample(greedy, nullptr, next.data());  // the first token: results on the host, the GPU has finished
             const double t1 = now_seconds();
-            for (int i = 0; i < steps; i++) {
-                be->decode(next.data());
-                be->logits();
-            }
+            const DecodeStats d0 = be->decode_stats();
+            for (int i = 0; i < steps; i++) be->decode_sample(greedy, nullptr, next.data());
             const double t2 = now_seconds();
+            const DecodeStats d1 = be->decode_stats();
             if (r < warmup) continue;
             prefill_s.push_back(t1 - t0);
             decode_s.push_back(t2 - t1);
+            if (d1.steps > d0.steps) {
+                host_us.push_back(1e6 * (d1.host_seconds - d0.host_seconds) / (d1.steps - d0.steps));
+                calls.push_back((double)(d1.runtime_calls - d0.runtime_calls) / (d1.steps - d0.steps));
+            }
         }
         const size_t after = allocated_bytes(s.device);
         out.memory = after > before ? after - before : 0;
@@ -168,6 +195,8 @@ GenerationRun time_generation(Model& m, const GenerationSettings& s, int batch, 
     if (s.device == Device::CPU) out.memory += weight_bytes(m);
     out.prefill_s = median(prefill_s);
     out.decode_s = median(decode_s);
+    out.host_us_per_step = median(host_us);
+    out.calls_per_step = median(calls);
     return out;
 }
 

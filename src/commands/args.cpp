@@ -30,6 +30,12 @@ const std::string& Args::need_input_file(size_t i, const std::string& what) cons
     return path;
 }
 
+const std::string& Args::need_model(size_t i, const std::string& what) const {
+    const std::string& path = need_positional(i, what);
+    check_input_file(path, command + ": " + what, /*directory_ok=*/true);
+    return path;
+}
+
 std::string Args::input_file(const std::string& opt) const {
     if (!values.count(opt)) return "";
     check_input_file(values.at(opt), command + " " + opt);

@@ -27,6 +27,8 @@ struct Args {
     // An input file (a positional argument or an option's value) that exists and is not a
     // directory; an output path whose folder exists and that is not a directory.
     const std::string& need_input_file(size_t i, const std::string& what) const;
+    // MODEL: a file, or a directory (a Hugging Face folder; its loader says what it lacks).
+    const std::string& need_model(size_t i, const std::string& what = "MODEL") const;
     std::string input_file(const std::string& opt) const;   // "" when not given
     std::string output_file(const std::string& opt, const std::string& fallback = "") const;
 };

@@ -102,15 +102,16 @@ int cmd_eval(int argc, char** argv) {
                     "progress on stderr every 10 seconds.\n");
         return 0;
     }
-    const std::string path = a.need_input_file(0, "MODEL");
+    const std::string path = a.need_model(0);
     a.at_most_positional(1);
     if (!a.has("--data") && !a.has("--probes")) fail("kvshare eval: --data FILE (or --probes N) is required");
     const std::string data = a.input_file("--data");
     const int probes = a.get_int("--probes", 0, 1, INT_MAX);
     const std::string tok_path = a.input_file("-z");
-    const PrefillOptions prefill = parse_prefill(a.get("--prefill", "parallel"));
     const Device device = parse_device(a.get("--device", "cpu"));
+    if (a.has("--prefill")) parse_prefill(a.get("--prefill"));  // its errors before the model is loaded
     Model m = load_model(path, a.get("--plan"));
+    const PrefillOptions prefill = parse_prefill(a.get("--prefill"), m);
     Tokenizer tok = tokenizer_for(tok_path, m);
     const int context = a.get_int("--context", m.config.max_seq_len, 1, m.config.max_seq_len);
 

@@ -45,18 +45,19 @@ int cmd_generate(int argc, char** argv) {
             "memory available (the GPU's free memory with --device cuda).\n");
         return 0;
     }
-    const std::string path = a.need_input_file(0, "MODEL");
+    const std::string path = a.need_model(0);
     if (a.positional.size() > 1) fail("kvshare generate: unexpected argument '" + a.positional[1] + "' (quote the prompt after -i)");
     const std::string tok_path = a.input_file("-z");
     const float temperature = a.get_float("-t", 1.0f, 0.0f, 100.0f), topp = a.get_float("-p", 0.9f, 0.0f, 1.0f);
     const int batch = a.get_int("--batch", 1, 1, 4096);
     const long seed_arg = a.has("-s") ? a.get_int("-s", 0, INT_MIN, INT_MAX) : (long)std::time(nullptr);
     int steps = a.get_int("-n", 256, 0, 1 << 20);
-    const PrefillOptions prefill = parse_prefill(a.get("--prefill", "parallel"));
     const Device device = parse_device(a.get("--device", "cpu"));
+    if (a.has("--prefill")) parse_prefill(a.get("--prefill"));  // its errors before the model is loaded
     Model m = load_model(path, a.get("--plan"));
     Tokenizer tok = tokenizer_for(tok_path, m);
     if (steps == 0 || steps > m.config.max_seq_len) steps = m.config.max_seq_len;
+    const PrefillOptions prefill = parse_prefill(a.get("--prefill"), m);
 
     std::vector<int> prompt = tok.encode(a.get("-i"), true, false);
     const int n_prompt = (int)prompt.size();
@@ -83,23 +84,29 @@ int cmd_generate(int argc, char** argv) {
     double t0 = now_seconds();
     be->prefill(tokens.data(), n_prompt, prefill);
     double t1 = now_seconds();
+    // The backend samples (on the GPU: on the device, and only the token ids come back),
+    // with each sequence's draws from its own seeded Sampler, as Sampler::sample would.
+    const SamplingSettings sampling = samplers[0].settings();
     std::vector<int> last(batch, prompt.back()), next(batch);
+    std::vector<float> draws(batch, 0.0f);
     std::vector<bool> done(batch, false);
     int decoded = 0, running = batch;
+    auto draw_all = [&] {
+        for (int b = 0; b < batch; b++) draws[b] = done[b] ? 0.0f : samplers[b].next_draw();
+    };
+    draw_all();
+    be->sample(sampling, draws.data(), next.data());
     for (;;) {
-        const float* logits = be->logits();
         for (int b = 0; b < batch; b++) {
-            if (done[b]) { next[b] = last[b]; continue; }
-            check_finite_logits(logits + (size_t)b * m.config.vocab_size, m.config.vocab_size,
-                                "position " + std::to_string(be->pos()) + " of sequence " + std::to_string(b));
-            next[b] = samplers[b].sample(logits + (size_t)b * m.config.vocab_size);
-            if (next[b] == kBOS) { done[b] = true; running--; next[b] = last[b]; continue; }  // BOS ends a story
+            if (done[b]) continue;  // its tokens are still computed, and ignored
+            if (next[b] == kBOS) { done[b] = true; running--; continue; }  // BOS ends a story
             print_piece(text[b], tok.decode_piece(last[b], next[b]));
+            last[b] = next[b];
         }
         if (batch == 1 && !text[0].empty()) { std::fputs(text[0].c_str(), stdout); std::fflush(stdout); text[0].clear(); }
-        last = next;
         if (running == 0 || be->pos() >= steps) break;
-        be->decode(next.data());
+        draw_all();
+        be->decode_sample(sampling, draws.data(), next.data());  // appends the sampled tokens
         decoded++;
     }
     double t2 = now_seconds();

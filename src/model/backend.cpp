@@ -2,6 +2,7 @@
 #include "src/model/memory.h"
 #include "src/util.h"
 #include <cmath>
+#include <cstdint>
 
 PrefillOptions parse_prefill(const std::string& mode) {
     PrefillOptions o;
@@ -19,6 +20,12 @@ void check_finite_logits(const float* logits, size_t count, const std::string& w
         if (!std::isfinite(logits[i]))
             fail("the model's logits are " + std::string(std::isnan(logits[i]) ? "NaN" : "infinite") + " at " + where +
                  " (its weights or activations overflow; a model trained with too high a learning rate?)");
+}
+
+PrefillOptions parse_prefill(const std::string& mode, const Model& m) {
+    PrefillOptions o = parse_prefill(mode.empty() ? (m.sequential_prefill ? "sequential" : "parallel") : mode);
+    if (mode.empty() || mode == "parallel") o.iterations = m.forward_passes + m.backward_passes;
+    return o;
 }
 
 void check_tokens(const int* tokens, size_t count, int vocab) {
@@ -45,7 +52,7 @@ Device parse_device(const std::string& s) {
     fail("--device: unknown device '" + s + "' (cpu, cuda)");
 }
 
-std::unique_ptr<Backend> make_backend(const Model& m, Device d, int batch, int context) {
+std::unique_ptr<Backend> make_backend(const Model& m, Device d, int batch, int context, CudaDecodeOptions cuda) {
     if (d == Device::CUDA) {
         std::string why;
         if (!cuda_available(&why)) fail("--device cuda: " + why);
@@ -55,5 +62,28 @@ std::unique_ptr<Backend> make_backend(const Model& m, Device d, int batch, int c
     MemoryNeed need;
     add_backend(need, m, d, batch, context, 1, false);
     check_memory(need, "a backend for " + std::to_string(batch) + " sequences", "lower the batch or the context");
-    return d == Device::CUDA ? make_cuda_backend(m, batch, context) : make_cpu_backend(m, batch, context);
+    return d == Device::CUDA ? make_cuda_backend(m, batch, context, cuda) : make_cpu_backend(m, batch, context);
+}
+
+void Backend::sample(const SamplingSettings& s, const float* draws, int* out) {
+    check_sampling(s);
+    const int V = vocab_size(), P = logit_positions();
+    if (P < 1) fail("sample: no logits yet (prefill first)");
+    const float* logits = this->logits();
+    std::vector<uint32_t> weights;
+    std::vector<int> order;
+    for (int b = 0; b < batch(); b++) {
+        // NaN or Inf is an error where it appears, not a token sampled from it
+        check_finite_logits(logits + ((size_t)b * P + P - 1) * V, V,
+                            "position " + std::to_string(pos() - 1) + " of sequence " + std::to_string(b));
+        out[b] = sample_token(logits + ((size_t)b * P + P - 1) * V, V, s, s.greedy() ? 0.0f : draws[b], weights, order);
+    }
+    sampled_.assign(out, out + batch());
+}
+
+void Backend::decode_sample(const SamplingSettings& s, const float* draws, int* out) {
+    if (sampled_.size() != (size_t)batch()) fail("decode_sample: no tokens sampled yet (call sample after the prefill)");
+    const std::vector<int> tokens = sampled_;
+    decode(tokens.data());
+    sample(s, draws, out);
 }
