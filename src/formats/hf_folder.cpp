@@ -1,6 +1,7 @@
 #include "src/formats/hf_folder.h"
 #include "src/formats/hf_config.h"
 #include "src/formats/rope_layout.h"
+#include "src/model/memory.h"
 #include <filesystem>
 #include <map>
 #include <set>
@@ -139,7 +140,7 @@ bool unused_but_allowed(const std::string& name, const Model& m) {
 
 Model load_hf_folder(const std::string& folder) {
     const std::string config_path = (fs::path(folder) / "config.json").string();
-    if (!fs::is_regular_file(config_path)) fail("'" + folder + "' is a folder without config.json (not a Hugging Face model folder)");
+    if (!fs::is_regular_file(config_path)) fail("'" + folder + "' is a directory without config.json (not a Hugging Face model folder)");
     const HfConfig hc = parse_hf_config(parse_json(read_json_file(config_path), "'" + config_path + "'"), "'" + config_path + "'");
     Model m{hc.config, hc.plan, {}};
     m.forward_passes = hc.forward_passes;
@@ -167,7 +168,10 @@ Model load_hf_folder(const std::string& folder) {
             fail("'" + folder + "' (" + files.file_of(name) + ") holds tensor '" + name +
                  "', which kvshare's Llama has no place for (a bias, or another architecture?)");
 
-    // one fp32 copy, converted straight from the mapped files: no zero fill, no second read
+    // one fp32 copy, converted straight from the mapped files: no zero fill, no second read;
+    // checked against the memory available before it is taken
+    check_memory(MemoryNeed().host("the weights converted to fp32", weight_bytes(m.config, m.plan.n_kv_layers())),
+                 "loading '" + folder + "'", "");
     const std::vector<size_t> sizes = weight_sizes(m.config, m.plan);
     const std::vector<Tensor*> tensors = m.weights.tensors();
     for (size_t i = 0; i < tensors.size(); i++) tensors[i]->allocate(sizes[i]);
