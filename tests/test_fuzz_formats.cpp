@@ -3,16 +3,25 @@
 // truncation of a small valid file, and a set of corrupted headers (hostile values in every
 // header field, seeded bit flips). Each must give a clean error (a std::runtime_error naming
 // the file; never a crash, a hang, another exception or an absurd allocation) or, where the
-// damage leaves a valid file, load a model no larger than the file. Seconds, not minutes:
-// the files are a few KB. tests/cli_errors.sh checks the same through the command line.
+// damage leaves a valid file, load a model no larger than the file. Then llama2.c's
+// tokenizer.bin, plan files and plan specs: every truncation, hostile header fields and
+// seeded random byte flips, each loading a consistent tokenizer or plan or failing with a
+// clean error. Seconds, not minutes: the files are a few KB. tests/cli_errors.sh checks the
+// same through the command line; under `make test-asan` the same inputs also check that every
+// byte read stays in bounds.
 #include <catch2/catch.hpp>
 #include "src/formats/checkpoint.h"
 #include "src/formats/json.h"
+#include "src/model/plan.h"
 #include "src/text/sentencepiece.h"
+#include "src/text/tokenizer.h"
+#include "src/util.h"
+#include "tests/helpers.h"
 #include "tests/hf_files.h"
 #include <cfloat>
 #include <fstream>
 #include <climits>
+#include <cstring>
 #include <filesystem>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -294,4 +303,172 @@ TEST_CASE("fuzz: SentencePiece's tokenizer.model, truncated and bit-flipped", "[
         CHECK_THROWS_AS(load_tokenizer_file(path, (int)t.pieces.size()), std::runtime_error);
     }
     std::remove(path.c_str());
+}
+
+// ---- llama2.c tokenizer.bin, plan files and plan specs ----------------------------------
+
+namespace {
+
+// What happened when `load` ran: "ok", or the runtime_error's message. Any other exception
+// propagates and fails the test case with its type.
+template <typename F>
+std::string outcome(F load) {
+    try {
+        load();
+        return "ok";
+    } catch (const std::runtime_error& e) {
+        return e.what();
+    }
+}
+
+// The byte tokenizer plus a few merges, so pieces of several lengths and scores.
+Tokenizer small_tokenizer() {
+    Tokenizer t = Tokenizer::bytes();
+    for (const char* p : {" ", "e", " t", "he", " the", "ing", "a longer piece"}) {
+        t.pieces.push_back(p);
+        t.scores.push_back(-(float)t.pieces.size());
+    }
+    t.build_index();
+    return t;
+}
+
+// A loaded tokenizer is consistent: the sizes it promised, and it encodes and decodes text.
+void check_loaded(const Tokenizer& t, int vocab) {
+    REQUIRE(t.vocab_size() == vocab);
+    REQUIRE(t.scores.size() == t.pieces.size());
+    for (const std::string& p : t.pieces) REQUIRE((int)p.size() <= t.max_token_length);
+    const std::string text = outcome([&] { t.decode(t.encode("the thing", true, true)); });
+    REQUIRE((text == "ok" || text.find("tokenizer") != std::string::npos || text.find("token id") != std::string::npos));
+}
+
+}  // namespace
+
+TEST_CASE("fuzz: every truncation of a tokenizer.bin is a clean error", "[fuzz]") {
+    const std::string path = temp_path("fuzz.tok");
+    const Tokenizer good = small_tokenizer();
+    good.save(path);
+    const std::string bytes = read_bytes(path);
+    const int vocab = good.vocab_size();
+    REQUIRE(outcome([&] { check_loaded(Tokenizer::load(path, vocab), vocab); }) == "ok");
+    for (size_t keep = 0; keep < bytes.size(); keep++) {
+        write_bytes(path, bytes.substr(0, keep));
+        const std::string what = outcome([&] { Tokenizer::load(path, vocab); });
+        INFO("truncated to " << keep << " of " << bytes.size() << " bytes: " << what);
+        REQUIRE(what != "ok");
+        REQUIRE(what.find(path) != std::string::npos);
+    }
+    std::remove(path.c_str());
+}
+
+TEST_CASE("fuzz: hostile tokenizer headers, lengths and vocabulary sizes", "[fuzz]") {
+    const std::string path = temp_path("fuzz_fields.tok");
+    const Tokenizer good = small_tokenizer();
+    good.save(path);
+    const std::string bytes = read_bytes(path);
+    const int vocab = good.vocab_size();
+    const int32_t hostile[] = {0, -1, 1, 5, 255, 65536, 0x7f7f7f7f, INT32_MAX, INT32_MIN, (int32_t)bytes.size()};
+    // the header, then each field of the first pieces (score, length), then fields inside later pieces
+    std::vector<size_t> offsets = {0};
+    for (size_t at = 4, i = 0; i < 12; i++) {
+        offsets.push_back(at);      // score
+        offsets.push_back(at + 4);  // length
+        at += 8 + good.pieces[i].size();
+    }
+    for (size_t at = 100; at + 4 <= bytes.size(); at += 97) offsets.push_back(at);
+    int loaded = 0, refused = 0;
+    for (size_t at : offsets)
+        for (int32_t v : hostile) {
+            std::string bad = bytes;
+            std::memcpy(&bad[at], &v, 4);
+            write_bytes(path, bad);
+            const std::string what = outcome([&] { check_loaded(Tokenizer::load(path, vocab), vocab); });
+            INFO("int32 " << v << " at offset " << at << ": " << what);
+            REQUIRE((what == "ok" || what.find(path) != std::string::npos));
+            (what == "ok" ? loaded : refused)++;
+        }
+    CHECK(refused > 0);
+    CHECK(loaded > 0);  // a score may be anything: those load
+    // vocabulary sizes the file does not hold, up to absurd ones: refused before allocating
+    write_bytes(path, bytes);
+    for (int v : {1, vocab - 1, vocab + 1, 1 << 22, INT32_MAX}) {
+        const std::string what = outcome([&] { Tokenizer::load(path, v); });
+        INFO("vocab " << v << ": " << what);
+        REQUIRE(what != "ok");
+    }
+    std::remove(path.c_str());
+}
+
+TEST_CASE("fuzz: random byte flips in a tokenizer.bin", "[fuzz]") {
+    const std::string path = temp_path("fuzz_flips.tok");
+    const Tokenizer good = small_tokenizer();
+    good.save(path);
+    const std::string bytes = read_bytes(path);
+    const int vocab = good.vocab_size();
+    Rng rng(2024);
+    for (int trial = 0; trial < 1500; trial++) {
+        std::string bad = bytes;
+        const int flips = 1 + (int)(rng.next_u32() % 4);
+        for (int f = 0; f < flips; f++) bad[rng.next_u32() % bad.size()] ^= (char)(1 + rng.next_u32() % 255);
+        write_bytes(path, bad);
+        const std::string what = outcome([&] { check_loaded(Tokenizer::load(path, vocab), vocab); });
+        INFO("trial " << trial << " (seed 2024): " << what);
+        REQUIRE((what == "ok" || what.find(path) != std::string::npos));
+    }
+    std::remove(path.c_str());
+}
+
+TEST_CASE("fuzz: every truncation and corrupted byte of a plan file", "[fuzz]") {
+    const std::string path = temp_path("fuzz.plan");
+    write_plan_file(path, parse_plan("2,1,2,5,4,5,7,7,diag=all", 8), "a plan file\nwith two comment lines");
+    const std::string bytes = read_bytes(path);
+    REQUIRE(parse_plan(path, 8).spec() == "2,1,2,5,4,5,7,7,diag=all");
+    // a loaded plan is a plan: a map over 8 layers whose sources are KV layers
+    auto check = [&](const std::string& spec) {
+        const Plan p = parse_plan(spec, 8);
+        REQUIRE(p.n_layers() == 8);
+        for (int s : p.source) REQUIRE((s >= 0 && s < 8 && p.source[s] == s));
+    };
+    for (size_t keep = 0; keep <= bytes.size(); keep++) {
+        write_bytes(path, bytes.substr(0, keep));
+        const std::string what = outcome([&] { check(path); });
+        INFO("truncated to " << keep << " bytes: " << what);
+        REQUIRE((what == "ok" || what.find("plan") != std::string::npos));
+    }
+    const char replacements[] = {'\0', '\n', '\r', '#', ',', '-', ':', '=', '9', '0', 'x', ' ', '\x7f', '\xff', '\x01'};
+    for (size_t at = 0; at < bytes.size(); at++)
+        for (char c : replacements) {
+            std::string bad = bytes;
+            bad[at] = c;
+            write_bytes(path, bad);
+            const std::string what = outcome([&] { check(path); });
+            INFO("byte " << at << " set to " << (int)(unsigned char)c << ": " << what);
+            REQUIRE((what == "ok" || what.find("plan") != std::string::npos));
+            if (c == '\0') REQUIRE(what.find("control byte") != std::string::npos);  // never cut short silently
+        }
+    std::remove(path.c_str());
+}
+
+TEST_CASE("fuzz: random plan specs", "[fuzz]") {
+    const std::string alphabet = "0123456789,:=-abcdegilmnoprstwyz";
+    const std::vector<std::string> words = {"standard", "pizza", "sandwich", "lasagna", "-bottom", "-middle", "-top",
+                                            "cla",      "yoco",  "lckv",     ":",       ",",       "diag=all", "2147483648",
+                                            "-1",       "99999999999"};
+    Rng rng(7);
+    int ok = 0;
+    for (int trial = 0; trial < 4000; trial++) {
+        std::string spec;
+        const int parts = 1 + (int)(rng.next_u32() % 6);
+        for (int i = 0; i < parts; i++)
+            spec += rng.next_u32() % 2 ? words[rng.next_u32() % words.size()] : std::string(1, alphabet[rng.next_u32() % alphabet.size()]);
+        const int layers = 1 + (int)(rng.next_u32() % 12);
+        const std::string what = outcome([&] {
+            const Plan p = parse_plan(spec, layers);
+            REQUIRE(p.n_layers() == layers);
+            for (int s : p.source) REQUIRE((s >= 0 && s < layers && p.source[s] == s));
+        });
+        INFO("spec '" << spec << "' for " << layers << " layers: " << what);
+        REQUIRE((what == "ok" || what.find("plan") != std::string::npos));
+        ok += what == "ok";
+    }
+    CHECK(ok > 0);
 }
