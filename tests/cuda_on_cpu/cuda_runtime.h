@@ -27,12 +27,18 @@
 //     call that waits for the device (cudaDeviceSynchronize, cudaStreamSynchronize,
 //     cudaEventSynchronize, cudaMemcpy, cudaMemcpy2D) as cudaErrorLaunchFailure. Once: a GPU
 //     loses its context and fails every later call too, but the tests go on here.
+//   - cp.async (cuda/async_copy.cuh) copies land lazily: each when its thread waits for its
+//     group (cp.async.wait_group), the latest moment a GPU may complete it, so a read that
+//     comes too early sees the buffer's old contents; copies never waited for never land.
+//     Misaligned copies, a source outside every device allocation or a destination outside
+//     shared memory abort.
 //
 // What it does NOT model:
 //   - Warp-synchronous execution: lanes run one after another, not in lockstep, between
 //     shuffles (code relying on implicit lockstep without __syncwarp is not emulated).
 //   - The memory model: races show only through the order of whole barrier intervals;
-//     no atomics, no memory fences, no caches (__ldg is a plain load), no bank conflicts.
+//     atomics are plain read-modify-writes (threads never switch inside one), fences do
+//     nothing, no caches (__ldg and __ldcg are plain loads), no bank conflicts.
 //   - Concurrency between blocks, streams (everything is synchronous), timing.
 //   - GPU float rounding: expf, sincosf, ... are glibc's, fused multiply-adds happen
 //     where g++ chooses, not where nvcc would.
@@ -100,6 +106,19 @@ template <class T>
 inline T __ldg(const T* p) {
     return *p;
 }
+template <class T>
+inline T __ldcg(const T* p) {  // a load that skips L1: no caches here
+    return *p;
+}
+// Threads switch only at barriers and shuffles, so a read-modify-write is atomic as it is;
+// and memory is the host's, so a fence has nothing to order.
+template <class T>
+inline T atomicAdd(T* p, T v) {
+    const T old = *p;
+    *p = old + v;
+    return old;
+}
+inline void __threadfence() {}
 
 // ---- the emulator's side of the built-ins and of launches (runtime.cpp) ------------------
 struct CUstream_st;
@@ -123,6 +142,17 @@ T shuffle_as(Shuffle kind, const char* file, int line, unsigned mask, T v, int a
     std::memcpy(&v, &bits, sizeof v);
     return v;
 }
+
+// __syncwarp(): waits until every lane of the warp is here (a shuffle that moves nothing).
+void sync_warp(const char* file, int line, unsigned mask);
+
+// cp.async (cuda/async_copy.cuh): a copy of `bytes` (4, 8 or 16) from global to shared memory,
+// or zeros when !valid, that lands no earlier than it must: when the thread waits for its
+// group. So a kernel that reads a buffer before waiting for the copies into it reads the old
+// contents (NaN when never written), as a fast GPU may, instead of getting lucky.
+void async_copy(void* dst, const void* src, int bytes, bool valid);
+void async_commit();                // closes the open group
+void async_wait(int pending);       // completes all but the newest `pending` committed groups
 
 // A __shared__ array: filled with 0xFF bytes when the first thread of a block reaches it.
 void block_shared(void* array, size_t bytes);
@@ -184,6 +214,8 @@ Launch<P...> launch(void (*kernel)(P...), const char* name, const char* file, in
 #define __shfl_xor_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Xor, __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_up_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Up, __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_down_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Down, __FILE__, __LINE__, __VA_ARGS__)
+inline void kvs_emu_syncwarp(const char* file, int line, unsigned mask = 0xffffffffu) { kvs_emu::sync_warp(file, line, mask); }
+#define __syncwarp(...) kvs_emu_syncwarp(__FILE__, __LINE__, ##__VA_ARGS__)
 
 // ---- runtime API ----------------------------------------------------------------------
 // The codes are the real runtime's, so messages and numbers read the same.
