@@ -61,7 +61,8 @@ void embedding_gpu(float* out, const float* token_embedding, const int* tokens, 
 // Query at p sees s <= p, or s < p when strict; query head h reads kv head
 // h / (n_heads / n_kv_heads); scale 1/sqrt(head_size); zeros when nothing is visible.
 // head_size <= 256.
-// Prefill: 1 warp per (query, head), 2 tiles of 16 queries x 32 keys with online softmax.
+// Prefill: 1 warp per (query, head), 2 tiles of 16 queries x 32 keys with online softmax,
+// 3 FlashAttention-2 style: 64 (position, head) rows of a KV group x 64- or 32-key tiles.
 int attention_prefill_versions();
 const char* attention_prefill_version_name(int version);
 void attention_prefill_gpu(int version, float* out, const float* q, const float* k, const float* v, int batch, int n,

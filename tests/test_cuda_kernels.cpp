@@ -439,6 +439,38 @@ TEST_CASE("cuda attention prefill: causal and strict, grouped heads, every versi
         }
 }
 
+TEST_CASE("cuda attention prefill v3: groups split across blocks, many key tiles, every head-size class",
+          "[cuda][kernel]") {
+    SKIP_WITHOUT_GPU();
+    struct Shape {
+        int batch, n, p0, context, n_heads, n_kv_heads, hs;
+    };
+    const Shape shapes[] = {
+        {1, 70, 0, 70, 7, 1, 16},     // 7 heads a group: 490 rows, positions split between blocks of 64; 2 key tiles
+        {2, 9, 130, 160, 16, 1, 64},  // 16 heads a group (4 positions a block), 3 key tiles of 64 before them
+        {1, 40, 30, 80, 2, 1, 256},   // head_size 256: tiles of 32 keys, 3 of them
+        {1, 33, 0, 40, 3, 3, 100},    // head_size 100: two float4 groups a lane, the second half empty
+        {1, 65, 0, 65, 1, 1, 6}};     // head_size 6: 4-byte copies, padded to 8; two blocks
+    uint64_t seed = 7500;
+    for (const Shape& s : shapes)
+        for (bool strict : {false, true}) {
+            seed += 3;
+            const int q_dim = s.n_heads * s.hs, kv_dim = s.n_kv_heads * s.hs;
+            const std::vector<float> q = random_vector((size_t)s.batch * s.n * q_dim, seed);
+            std::vector<float> k, v;
+            fill_cache(k, v, s.batch, s.context, kv_dim, s.p0 + s.n - (strict ? 1 : 0), seed + 1);
+            const std::vector<float> want =
+                reference_attention(q, k, v, s.batch, s.n, s.p0, s.context, strict, s.n_heads, s.n_kv_heads, s.hs);
+            CAPTURE(seed, s.batch, s.n, s.p0, s.context, s.n_heads, s.n_kv_heads, s.hs, strict);
+            const std::vector<float> got = check_attention_prefill(3, q, k, v, s.batch, s.n, s.p0, s.context, strict,
+                                                                   s.n_heads, s.n_kv_heads, s.hs);
+            expect_close(got, want, ATTENTION_BOUND);
+            if (strict && s.p0 == 0)  // query 0 sees nothing: exact zeros in every head
+                for (int b = 0; b < s.batch; b++)
+                    for (int i = 0; i < q_dim; i++) CHECK(got[(size_t)b * s.n * q_dim + i] == 0.0f);
+        }
+}
+
 TEST_CASE("cuda attention decode: split along positions, every version", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     struct Shape {

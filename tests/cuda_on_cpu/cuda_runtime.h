@@ -27,9 +27,11 @@
 //     call that waits for the device (cudaDeviceSynchronize, cudaStreamSynchronize,
 //     cudaEventSynchronize, cudaMemcpy, cudaMemcpy2D) as cudaErrorLaunchFailure. Once: a GPU
 //     loses its context and fails every later call too, but the tests go on here.
-//   - cp.async (cuda/async_copy.cuh) copies land lazily: each when its thread waits for its
-//     group (cp.async.wait_group), the latest moment a GPU may complete it, so a read that
-//     comes too early sees the buffer's old contents; copies never waited for never land.
+//   - cp.async (cuda/async_copy.cuh): a copy may land any time between its issue and the
+//     thread's wait for its group (cp.async.wait_group). In forward order each lands at the
+//     wait, the latest moment, so a buffer read before the wait sees its old contents; in
+//     reverse order at the issue, the earliest, so a buffer refilled while other threads
+//     still read it (a missing barrier) changes under them; in random order either, per copy.
 //     Misaligned copies, a source outside every device allocation or a destination outside
 //     shared memory abort.
 //
@@ -147,12 +149,10 @@ T shuffle_as(Shuffle kind, const char* file, int line, unsigned mask, T v, int a
 void sync_warp(const char* file, int line, unsigned mask);
 
 // cp.async (cuda/async_copy.cuh): a copy of `bytes` (4, 8 or 16) from global to shared memory,
-// or zeros when !valid, that lands no earlier than it must: when the thread waits for its
-// group. So a kernel that reads a buffer before waiting for the copies into it reads the old
-// contents (NaN when never written), as a fast GPU may, instead of getting lucky.
+// or zeros when !valid, landing at the latest or earliest moment a GPU may (see the top).
 void async_copy(void* dst, const void* src, int bytes, bool valid);
-void async_commit();                // closes the open group
-void async_wait(int pending);       // completes all but the newest `pending` committed groups
+void async_commit();           // closes the open group
+void async_wait(int pending);  // completes all but the newest `pending` committed groups
 
 // A __shared__ array: filled with 0xFF bytes when the first thread of a block reaches it.
 void block_shared(void* array, size_t bytes);
@@ -214,8 +214,14 @@ Launch<P...> launch(void (*kernel)(P...), const char* name, const char* file, in
 #define __shfl_xor_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Xor, __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_up_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Up, __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_down_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Down, __FILE__, __LINE__, __VA_ARGS__)
-inline void kvs_emu_syncwarp(const char* file, int line, unsigned mask = 0xffffffffu) { kvs_emu::sync_warp(file, line, mask); }
-#define __syncwarp(...) kvs_emu_syncwarp(__FILE__, __LINE__, ##__VA_ARGS__)
+namespace kvs_emu {
+struct SyncWarpAt {  // __syncwarp() and __syncwarp(mask) both, with the caller's line
+    const char* file;
+    int line;
+    void operator()(unsigned mask = 0xffffffffu) const { sync_warp(file, line, mask); }
+};
+}  // namespace kvs_emu
+#define __syncwarp(...) kvs_emu::SyncWarpAt{__FILE__, __LINE__}(__VA_ARGS__)
 
 // ---- runtime API ----------------------------------------------------------------------
 // The codes are the real runtime's, so messages and numbers read the same.

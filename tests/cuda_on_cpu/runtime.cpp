@@ -694,6 +694,13 @@ bool in_shared(const void* p, size_t bytes) {
         if (inside(a.first, a.second)) return true;
     return false;
 }
+
+void land(const PendingCopy& c) {
+    if (c.valid)
+        std::memcpy(c.dst, c.src, c.bytes);
+    else
+        std::memset(c.dst, 0, c.bytes);
+}
 }  // namespace
 
 void async_copy(void* dst, const void* src, int bytes, bool valid) {
@@ -706,7 +713,16 @@ void async_copy(void* dst, const void* src, int bytes, bool valid) {
         kernel_failure("%s: cp.async to %p, which is not this block's shared memory", describe(g.running).c_str(), dst);
     if (valid && !on_device(src, bytes))  // a GPU faults (or reads a neighbour's memory)
         kernel_failure("%s: cp.async from %p, outside every device allocation", describe(g.running).c_str(), src);
-    s.copies.push_back(PendingCopy{dst, src, bytes, valid, s.groups});
+    // When it lands: at the wait (forward order), at once (reverse), either (random, per copy).
+    // Late catches a buffer read before its copies were waited for; early, a buffer refilled
+    // while other threads still read it (a barrier missing before the refill).
+    const Order order = settings().order;
+    const bool now = order == Order::Reverse || (order == Order::Random && (next_random() & 1));
+    const PendingCopy c{dst, src, bytes, valid, s.groups};
+    if (now)
+        land(c);
+    else
+        s.copies.push_back(c);
 }
 
 void async_commit() { running_thread("cp.async.commit_group").groups++; }
@@ -714,13 +730,7 @@ void async_commit() { running_thread("cp.async.commit_group").groups++; }
 void async_wait(int pending) {
     ThreadState& s = running_thread("cp.async.wait_group");
     size_t done = 0;
-    for (; done < s.copies.size() && s.copies[done].group < s.groups - pending; done++) {
-        const PendingCopy& c = s.copies[done];
-        if (c.valid)
-            std::memcpy(c.dst, c.src, c.bytes);
-        else
-            std::memset(c.dst, 0, c.bytes);
-    }
+    for (; done < s.copies.size() && s.copies[done].group < s.groups - pending; done++) land(s.copies[done]);
     s.copies.erase(s.copies.begin(), s.copies.begin() + done);
 }
 
