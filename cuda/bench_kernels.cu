@@ -127,7 +127,7 @@ __global__ void spin_kernel(long long ns) {
 // Per-launch time in ms of launch(i), for kernels too short to time one by one: a launch costs
 // the host microseconds, and a GPU that waits for the next one measures the host. So each
 // timed batch of `batch` launches queues behind a spin kernel and runs back to back; the
-// median over `reps` batches, after one warm-up batch. `batch` adapts to about 2 ms.
+// median over `reps` batches, after one warm-up batch. `batch` adapts to about 1 ms.
 double time_batched_ms(int reps, const std::function<void(int)>& launch) {
     cudaEvent_t a, b;
     CUDA_CHECK(cudaEventCreate(&a));
@@ -147,7 +147,7 @@ double time_batched_ms(int reps, const std::function<void(int)>& launch) {
         return (double)ms / batch;
     };
     const double first = one_batch(false);  // warm-up, and the size of a batch
-    batch = std::max(1, std::min(32, (int)std::lround(2.0 / std::max(first, 1e-4))));
+    batch = std::max(1, std::min(32, (int)std::lround(1.0 / std::max(first, 1e-4))));
     std::vector<double> t;
     for (int r = 0; r < std::max(1, reps); r++) t.push_back(one_batch(batch > 1));
     CUDA_CHECK(cudaEventDestroy(a));
@@ -346,7 +346,7 @@ std::string plan_name(const GemmPlan& p) {
 // Each version and the dispatcher's pick (gemm(0, ...)) at every model shape, as % of cuBLAS
 // at the same shape; up to 16 rows also the pick's bytes per second against the copy ceiling.
 // In a model every layer's w is cold, so each launch reads a different copy of w, cycling
-// through more than twice the L2 cache. Headlines over the TinyLlama shapes (DESIGN.md 7):
+// through copies that add up to at least 1.5 x the L2 cache. Headlines over the TinyLlama shapes (DESIGN.md 7):
 // the pick's lowest % of cuBLAS from 32 rows, and lowest % of copy below 32.
 void bench_gemm_shapes(const Options& opt, cublasHandle_t h, double copy_gbs) {
     size_t max_w = 0, max_x = 0, max_out = 0;

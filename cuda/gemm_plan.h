@@ -43,7 +43,7 @@ struct GemmTile {
 enum GemmTileId { GEMM_TILE_128x128, GEMM_TILE_16x64, GEMM_TILE_32x64, GEMM_TILE_64x64, GEMM_TILE_128x64, GEMM_TILES };
 
 // The skinny tiles (16..64 rows) take deeper stages of 32 k: they are bound by streaming w, and
-// a block keeps 3 stages = 30..48 KB of it in flight. The 8x8-per-thread tiles are bound by
+// a block keeps 3 stages = 30..49 KB of tiles in flight. The 8x8-per-thread tiles are bound by
 // arithmetic and take 16 k per stage (less shared memory, two blocks per SM).
 constexpr GemmTile kGemmTiles[GEMM_TILES] = {
     {"128x128", 128, 128, 8, 8, 16, 3, 256},
