@@ -482,7 +482,7 @@ void launch_prefill_flash(float* out, const float* q, const float* k, const floa
     const dim3 grid((unsigned)ceil_div(rows, (size_t)FA_ROWS), n_kv_heads, batch);
     attn_prefill_flash_kernel<NG><<<grid, FA_THREADS, bytes>>>(out, q, k, v, n, p0, context, strict, n_heads, n_kv_heads,
                                                                 hs, scale, vec);
-    CUDA_CHECK_LAST();
+    CUDA_CHECK_LAST("attn_prefill_flash_kernel");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -686,12 +686,8 @@ void attention_prefill_gpu(int version, float* out, const float* q, const float*
     if (n < 0 || p0 < 0 || (size_t)p0 + n > (size_t)context)
         bad_args("attention prefill: positions " + std::to_string(p0) + ".." + std::to_string(p0 + n) +
                  " do not fit a context of " + std::to_string(context));
-    if (version == 0) {  // v3 where the GPU's shared memory holds its tiles (head_size 256: 204 KB, not on an A100)
-        int dev = 0, optin = 0;
-        CUDA_CHECK(cudaGetDevice(&dev));
-        CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-        version = flash_smem_bytes(flash_groups(head_size), head_size) <= (size_t)optin ? 3 : 2;
-    }
+    if (version == 0)  // v3 where the GPU's shared memory holds its tiles (head_size 256: 204 KB, not on an A100)
+        version = flash_smem_bytes(flash_groups(head_size), head_size) <= max_block_smem() ? 3 : 2;
     if (version < 1 || version > 3) bad_args("attention prefill: no version " + std::to_string(version) + " (1..3, 0 = auto)");
     if (batch == 0 || n == 0) return;
     const float scale = 1.0f / sqrtf((float)head_size);

@@ -377,7 +377,7 @@ __global__ void __launch_bounds__(THREADS, 512 / THREADS) gemm_warptile_kernel(f
     // An 8x8 thread tile holds 64 accumulators and 32 floats of x rows: unrolling the steps of
     // 4 k as well lets the compiler fetch the next step's rows early and spill past the 128
     // registers two blocks per SM allow. Rolled, the loop costs ~10 instructions per 256 FFMA.
-    constexpr int KQ_UNROLL = TM * TN >= 64 ? 1 : BK / 4;
+    [[maybe_unused]] constexpr int KQ_UNROLL = TM * TN >= 64 ? 1 : BK / 4;  // g++ (the emulator) ignores the pragma
     static_assert(BM % (4 * TM) == 0 && BN % (8 * TN) == 0, "warps of 4 x 8 threads tile the block");
     static_assert(BK % 4 == 0 && (LD / 4) % 2 == 1, "LD / 4 odd: conflict-free float4 rows");
     extern __shared__ float smem[];
@@ -484,7 +484,7 @@ void launch_warptile(float* out, const float* x, const float* w, int n, int k, i
     const bool vec = k % 4 == 0 && aligned16(x) && aligned16(w);
     const dim3 grid(ceil_div(n, T.bm), ceil_div(d, T.bn), splits);
     gemm_warptile_kernel<T.bm, T.bn, T.tm, T.tn, T.bk, T.stages, T.threads><<<grid, T.threads, smem>>>(out, x, w, n, k, d, slice, vec);
-    CUDA_CHECK_LAST();
+    CUDA_CHECK_LAST("gemm_warptile_kernel");
 }
 
 const char* const kNames[] = {"auto",  "naive",  "smem-tiled", "register-blocked", "float4+double-buffer",
