@@ -51,6 +51,7 @@
 #   attention_decode_best_pct_copy    decode attention's weaker shape at its best version
 #   decode_bB_M[_P]_tok_s             decode tokens/s of standard (or P) (bench plans)
 #   decode_bB_M[_P]_pct_copy          the bytes a decode step must read, as % of copy
+#   decode_bB_M[_P]_host_us_per_step  host time issuing a decode step (GPU only; graphs)
 #   prefill_nN_M_tok_s                standard's one-pass prefill of N tokens (bench prefill)
 #   prefill_nN_M_P_TT_vs_tbt          an iterating plan's last T, time / its token by token
 #   throughput_M_standard_tok_s       tokens/s at the budget (bench throughput)

@@ -99,7 +99,7 @@ void launch_warp(float* out, const float* q, const float* k, const float* v, int
     const size_t warps = (size_t)batch * n * n_heads;
     const size_t blocks = ceil_div(warps, (size_t)4);
     if (blocks > (size_t)INT32_MAX) bad_args("attention: too many queries for one launch");
-    attn_warp_kernel<DPL><<<(unsigned)blocks, 128>>>(out, q, k, v, batch, n, p0, context, strict, n_heads, n_kv_heads, hs, scale);
+    attn_warp_kernel<DPL><<<(unsigned)blocks, 128, 0, launch_stream()>>>(out, q, k, v, batch, n, p0, context, strict, n_heads, n_kv_heads, hs, scale);
     CUDA_CHECK_LAST("attn_warp_kernel");
 }
 
@@ -226,7 +226,7 @@ void launch_prefill_tiled(float* out, const float* q, const float* k, const floa
     const size_t bytes = prefill_smem_bytes(hs);
     allow_dynamic_smem((const void*)attn_prefill_tiled_kernel<DPL>, bytes);
     const dim3 grid(ceil_div(n, FQ_BQ), n_heads, batch);
-    attn_prefill_tiled_kernel<DPL><<<grid, FQ_WARPS * WARP, bytes>>>(out, q, k, v, n, p0, context, strict, n_heads,
+    attn_prefill_tiled_kernel<DPL><<<grid, FQ_WARPS * WARP, bytes, launch_stream()>>>(out, q, k, v, n, p0, context, strict, n_heads,
                                                                      n_kv_heads, hs, scale);
     CUDA_CHECK_LAST("attn_prefill_tiled_kernel");
 }
@@ -480,7 +480,7 @@ void launch_prefill_flash(float* out, const float* q, const float* k, const floa
     allow_dynamic_smem((const void*)attn_prefill_flash_kernel<NG>, bytes);
     const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
     const dim3 grid((unsigned)ceil_div(rows, (size_t)FA_ROWS), n_kv_heads, batch);
-    attn_prefill_flash_kernel<NG><<<grid, FA_THREADS, bytes>>>(out, q, k, v, n, p0, context, strict, n_heads, n_kv_heads,
+    attn_prefill_flash_kernel<NG><<<grid, FA_THREADS, bytes, launch_stream()>>>(out, q, k, v, n, p0, context, strict, n_heads, n_kv_heads,
                                                                 hs, scale, vec);
     CUDA_CHECK_LAST("attn_prefill_flash_kernel");
 }
@@ -646,12 +646,12 @@ void launch_decode_split(float* out, const float* q, const float* k, const float
         const size_t bytes = decode_smem_bytes(group, hs, chunk);
         allow_dynamic_smem((const void*)attn_decode_split_kernel<DPL>, bytes);
         const dim3 grid(splits, n_kv_heads, batch);
-        attn_decode_split_kernel<DPL><<<grid, DEC_THREADS, bytes>>>(part, q, k, v, pos, context, strict, n_heads,
+        attn_decode_split_kernel<DPL><<<grid, DEC_THREADS, bytes, launch_stream()>>>(part, q, k, v, pos, context, strict, n_heads,
                                                                     n_kv_heads, hs, scale, chunk, splits);
         CUDA_CHECK_LAST("attn_decode_split_kernel");
     }
     const int threads = ceil_div(hs, WARP) * WARP;
-    attn_decode_merge_kernel<<<(unsigned)((size_t)batch * n_heads), threads>>>(out, part, hs, splits);
+    attn_decode_merge_kernel<<<(unsigned)((size_t)batch * n_heads), threads, 0, launch_stream()>>>(out, part, hs, splits);
     CUDA_CHECK_LAST("attn_decode_merge_kernel");
 }
 

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <cublas_v2.h>
+#include <dlfcn.h>
 #include <functional>
 #include <map>
 #include <string>
@@ -44,17 +45,37 @@ __global__ void fill_tokens_kernel(int* p, size_t n, int vocab) {
         p[i] = (int)((i * 7919u) % (size_t)vocab);
 }
 
-struct CublasHandle {  // true fp32 SGEMM: the default math mode uses no TF32
+// cuBLAS is the GEMM baseline here and nowhere else, so it is loaded when this benchmark runs
+// (dlopen) instead of being linked into kvshare: libcublasLt alone is over 500 MB, and linking
+// it cost every kvshare command, `--help` included, about 0.2 s of start-up (chapter 9.2).
+struct Cublas {  // true fp32 SGEMM: the default math mode uses no TF32
+    void* lib = nullptr;
+    decltype(&cublasCreate_v2) create = nullptr;
+    decltype(&cublasDestroy_v2) destroy = nullptr;
+    decltype(&cublasSetMathMode) set_math_mode = nullptr;
+    decltype(&cublasSgemm_v2) sgemm = nullptr;
     cublasHandle_t h = nullptr;
-    CublasHandle() {
-        CUBLAS_CHECK(cublasCreate(&h));
-        CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+    Cublas() {
+        for (const char* name : {"libcublas.so", "libcublas.so.13", "libcublas.so.12"})
+            if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+        if (!lib) throw std::runtime_error(std::string("cannot load cuBLAS, the GEMM baseline: ") + dlerror());
+        symbol(create, "cublasCreate_v2");
+        symbol(destroy, "cublasDestroy_v2");
+        symbol(set_math_mode, "cublasSetMathMode");
+        symbol(sgemm, "cublasSgemm_v2");
+        CUBLAS_CHECK(create(&h));
+        CUBLAS_CHECK(set_math_mode(h, CUBLAS_DEFAULT_MATH));
     }
-    ~CublasHandle() {
-        if (cublasDestroy(h) != CUBLAS_STATUS_SUCCESS) std::fprintf(stderr, "cublasDestroy failed\n");
+    template <class F>
+    void symbol(F& f, const char* name) {
+        f = reinterpret_cast<F>(dlsym(lib, name));
+        if (!f) throw std::runtime_error(std::string("cuBLAS lacks ") + name);
     }
-    CublasHandle(const CublasHandle&) = delete;
-    CublasHandle& operator=(const CublasHandle&) = delete;
+    ~Cublas() {  // the library stays loaded until exit: unloading CUDA libraries is not worth the risk
+        if (h && destroy(h) != CUBLAS_STATUS_SUCCESS) std::fprintf(stderr, "cublasDestroy failed\n");
+    }
+    Cublas(const Cublas&) = delete;
+    Cublas& operator=(const Cublas&) = delete;
 };
 
 template <class T>
@@ -268,9 +289,9 @@ double copy_ceiling(const Options& opt) {
 
 // out (n, d) = x (n, k) @ w (d, k)^T in cuBLAS's column-major terms: out^T (d, n) = w x^T,
 // i.e. op(A) = w^T of a k x d column-major matrix, op(B) = x^T stored as k x n.
-void cublas_gemm(cublasHandle_t h, float* out, const float* x, const float* w, int n, int k, int d) {
+void cublas_gemm(const Cublas& c, float* out, const float* x, const float* w, int n, int k, int d) {
     const float one = 1.0f, zero = 0.0f;
-    CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, d, n, k, &one, w, k, x, k, &zero, out, d));
+    CUBLAS_CHECK(c.sgemm(c.h, CUBLAS_OP_T, CUBLAS_OP_N, d, n, k, &one, w, k, x, k, &zero, out, d));
 }
 
 // Headline figures that are not a row's % of its ceiling (print_headlines prints them).
@@ -281,7 +302,7 @@ double prefill_best_gflops_2048 = 0;                                // for the %
 // filter, versions 1..7 at size^3 against it (the best one's share is a headline), and a
 // decode shape (few rows, bandwidth-bound: weight bytes against the copy ceiling). Returns
 // cuBLAS GFLOP/s at size^3.
-double bench_gemm(const Options& opt, cublasHandle_t h, double copy_gbs) {
+double bench_gemm(const Options& opt, const Cublas& h, double copy_gbs) {
     double cublas_peak = 0;
     {
         const int n = opt.size, k = opt.size, d = opt.size;
@@ -348,7 +369,7 @@ std::string plan_name(const GemmPlan& p) {
 // In a model every layer's w is cold, so each launch reads a different copy of w, cycling
 // through copies that add up to at least 1.5 x the L2 cache. Headlines over the TinyLlama shapes (DESIGN.md 7):
 // the pick's lowest % of cuBLAS from 32 rows, and lowest % of copy below 32.
-void bench_gemm_shapes(const Options& opt, cublasHandle_t h, double copy_gbs) {
+void bench_gemm_shapes(const Options& opt, const Cublas& h, double copy_gbs) {
     size_t max_w = 0, max_x = 0, max_out = 0;
     for (const ModelShape& m : kModelShapes) {
         max_w = std::max(max_w, (size_t)m.d * m.k);
@@ -616,9 +637,9 @@ int bench_kernels(int argc, char** argv) {
                 prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0, opt.runs, opt.warmup);
     print_header();
     const double copy_gbs = copy_ceiling(opt);
-    CublasHandle h;
-    const double cublas_gflops = bench_gemm(opt, h.h, copy_gbs);
-    if (opt.wants("gemm") || opt.wants("shapes")) bench_gemm_shapes(opt, h.h, copy_gbs);
+    Cublas cublas;
+    const double cublas_gflops = bench_gemm(opt, cublas, copy_gbs);
+    if (opt.wants("gemm") || opt.wants("shapes")) bench_gemm_shapes(opt, cublas, copy_gbs);
     bench_memory_bound(opt, copy_gbs);
     bench_attention(opt, copy_gbs);
     print_headlines(opt, copy_gbs, cublas_gflops);

@@ -6,8 +6,9 @@
 // about which kernel it was. The debug switch KVSHARE_CUDA_SYNC=1 (the environment) makes
 // CUDA_CHECK_LAST() also wait for the GPU after every launch, so that the error names the
 // launch that faulted. It costs a round trip per launch: for finding a fault, and for the
-// tests, which turn it on (tests/main.cpp). Code that captures CUDA graphs must launch
-// eagerly while it is on: a capture may not wait for the GPU.
+// tests, which turn it on (tests/main.cpp). A launch into a CUDA graph being captured is
+// not waited for (a capture may not wait, and nothing has run): the GPU forward waits
+// after launching the graph instead, with the switch on.
 //
 // CUDA_CHECK_LAST() names the launch by file, line and function; CUDA_CHECK_LAST("kernel")
 // adds the kernel's name.

@@ -1,6 +1,7 @@
 // Small device and host helpers shared by the kernel files (CUDA only; not for g++).
 #pragma once
 #include "cuda/check.h"
+#include "cuda/launch.h"
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -43,6 +44,13 @@ __device__ __forceinline__ void warp_softmax_merge(float& m, float& s) {
         const float s2 = __shfl_xor_sync(FULL_MASK, s, off);
         softmax_merge(m, s, m2, s2);
     }
+}
+
+// The stream for one launch: the thread's launch stream (cuda/launch.h). Every launch
+// passes it as <<<grid, block, smem, launch_stream()>>>, which also counts the launch.
+inline cudaStream_t launch_stream() {
+    count_runtime_call();
+    return current_launch_stream();
 }
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }

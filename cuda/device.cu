@@ -41,9 +41,18 @@ void kvk::cuda_failed(cudaError_t err, const char* call, const char* file, int l
     throw std::runtime_error(msg);
 }
 
+// Whether the thread's launch stream is being captured into a graph (cuda/launch.h): its
+// launches are recorded, not run, so there is nothing to wait for, and a capture may not
+// wait; their faults show when the graph is launched (the GPU forward waits after it).
+static bool launch_stream_capturing() {
+    cudaStream_t s = current_launch_stream();
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    return s && cudaStreamIsCapturing(s, &status) == cudaSuccess && status != cudaStreamCaptureStatusNone;
+}
+
 void kvk::check_launch(const char* kernel, const char* file, int line, const char* function) {
     cudaError_t err = cudaGetLastError();
-    const bool waited = err == cudaSuccess && sync_after_launch();
+    const bool waited = err == cudaSuccess && sync_after_launch() && !launch_stream_capturing();
     if (waited) err = cudaDeviceSynchronize();
     if (err == cudaSuccess) return;
     const std::string name = *kernel ? std::string("kernel ") + kernel : std::string("the kernel");

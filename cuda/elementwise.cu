@@ -141,9 +141,9 @@ void rope_gpu(float* x, const int* positions, int n, int n_heads, int head_size,
     const bool half_split = style == RopeStyle::HalfSplit;
     const int grid = stride_grid(items, 256);
     if (items + (size_t)grid * 256 < (size_t)UINT32_MAX)  // no 32-bit overflow in idx += stride
-        rope_kernel<uint32_t><<<grid, 256>>>(x, positions, n, n_heads, head_size, fr, half_split);
+        rope_kernel<uint32_t><<<grid, 256, 0, launch_stream()>>>(x, positions, n, n_heads, head_size, fr, half_split);
     else
-        rope_kernel<size_t><<<grid, 256>>>(x, positions, n, n_heads, head_size, fr, half_split);
+        rope_kernel<size_t><<<grid, 256, 0, launch_stream()>>>(x, positions, n, n_heads, head_size, fr, half_split);
     CUDA_CHECK_LAST();
 }
 
@@ -152,9 +152,9 @@ void swiglu_gpu(float* hb, const float* hb2, size_t n) {
     const bool vec = aligned16(hb) && aligned16(hb2);
     const int grid = stride_grid(vec ? n / 4 + 1 : n, 256);
     if (vec)
-        swiglu_kernel<true><<<grid, 256>>>(hb, hb2, n);
+        swiglu_kernel<true><<<grid, 256, 0, launch_stream()>>>(hb, hb2, n);
     else
-        swiglu_kernel<false><<<grid, 256>>>(hb, hb2, n);
+        swiglu_kernel<false><<<grid, 256, 0, launch_stream()>>>(hb, hb2, n);
     CUDA_CHECK_LAST();
 }
 
@@ -163,9 +163,9 @@ void residual_add_gpu(float* x, const float* y, size_t n) {
     const bool vec = aligned16(x) && aligned16(y);
     const int grid = stride_grid(vec ? n / 4 + 1 : n, 256);
     if (vec)
-        residual_kernel<true><<<grid, 256>>>(x, y, n);
+        residual_kernel<true><<<grid, 256, 0, launch_stream()>>>(x, y, n);
     else
-        residual_kernel<false><<<grid, 256>>>(x, y, n);
+        residual_kernel<false><<<grid, 256, 0, launch_stream()>>>(x, y, n);
     CUDA_CHECK_LAST();
 }
 
@@ -176,8 +176,8 @@ void embedding_gpu(float* out, const float* token_embedding, const int* tokens, 
     const bool vec = dim % 4 == 0 && aligned16(out) && aligned16(token_embedding);
     const int threads = std::min(256, std::max(WARP, ceil_div(vec ? dim / 4 : dim, WARP) * WARP));
     if (vec)
-        embedding_kernel<true><<<grid, threads>>>(out, token_embedding, tokens, n, dim);
+        embedding_kernel<true><<<grid, threads, 0, launch_stream()>>>(out, token_embedding, tokens, n, dim);
     else
-        embedding_kernel<false><<<grid, threads>>>(out, token_embedding, tokens, n, dim);
+        embedding_kernel<false><<<grid, threads, 0, launch_stream()>>>(out, token_embedding, tokens, n, dim);
     CUDA_CHECK_LAST();
 }

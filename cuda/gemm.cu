@@ -291,9 +291,9 @@ void launch_gemv(float* out, const float* x, const float* w, int n, int k, int d
     const int blocks = ceil_div(d, THREADS5 / WARP);
     const bool vec = k % 4 == 0 && aligned16(x) && aligned16(w);
     if (vec)
-        gemv_kernel<NB, true><<<blocks, THREADS5>>>(out, x, w, n, k, d);
+        gemv_kernel<NB, true><<<blocks, THREADS5, 0, launch_stream()>>>(out, x, w, n, k, d);
     else
-        gemv_kernel<NB, false><<<blocks, THREADS5>>>(out, x, w, n, k, d);
+        gemv_kernel<NB, false><<<blocks, THREADS5, 0, launch_stream()>>>(out, x, w, n, k, d);
     CUDA_CHECK_LAST();
 }
 
@@ -483,7 +483,7 @@ void launch_warptile(float* out, const float* x, const float* w, int n, int k, i
     const int slice = gemm_split_k_slice(TILE, k, splits);
     const bool vec = k % 4 == 0 && aligned16(x) && aligned16(w);
     const dim3 grid(ceil_div(n, T.bm), ceil_div(d, T.bn), splits);
-    gemm_warptile_kernel<T.bm, T.bn, T.tm, T.tn, T.bk, T.stages, T.threads><<<grid, T.threads, smem>>>(out, x, w, n, k, d, slice, vec);
+    gemm_warptile_kernel<T.bm, T.bn, T.tm, T.tn, T.bk, T.stages, T.threads><<<grid, T.threads, smem, launch_stream()>>>(out, x, w, n, k, d, slice, vec);
     CUDA_CHECK_LAST("gemm_warptile_kernel");
 }
 
@@ -529,26 +529,26 @@ void gemm_run(const GemmPlan& plan, float* out, const float* x, const float* w, 
     switch (plan.version) {
         case 1: {
             const dim3 block(32, 8), grid(ceil_div(d, 32), ceil_div(n, 8));
-            gemm_naive_kernel<<<grid, block>>>(out, x, w, n, k, d);
+            gemm_naive_kernel<<<grid, block, 0, launch_stream()>>>(out, x, w, n, k, d);
             break;
         }
         case 2: {
             const dim3 block(T2, T2), grid(ceil_div(d, T2), ceil_div(n, T2));
-            gemm_tiled_kernel<<<grid, block>>>(out, x, w, n, k, d);
+            gemm_tiled_kernel<<<grid, block, 0, launch_stream()>>>(out, x, w, n, k, d);
             break;
         }
         case 3: {
             const dim3 grid(ceil_div(d, B3), ceil_div(n, B3));
-            gemm_regblock_kernel<<<grid, THREADS3>>>(out, x, w, n, k, d);
+            gemm_regblock_kernel<<<grid, THREADS3, 0, launch_stream()>>>(out, x, w, n, k, d);
             break;
         }
         case 4: {
             const dim3 grid(ceil_div(d, B4), ceil_div(n, B4));
             const bool vec = k % 4 == 0 && aligned16(x) && aligned16(w);
             if (vec)
-                gemm_vec_kernel<true><<<grid, THREADS4>>>(out, x, w, n, k, d);
+                gemm_vec_kernel<true><<<grid, THREADS4, 0, launch_stream()>>>(out, x, w, n, k, d);
             else
-                gemm_vec_kernel<false><<<grid, THREADS4>>>(out, x, w, n, k, d);
+                gemm_vec_kernel<false><<<grid, THREADS4, 0, launch_stream()>>>(out, x, w, n, k, d);
             break;
         }
         case 5:

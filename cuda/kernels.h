@@ -2,13 +2,15 @@
 // code built by g++ (the GPU forward, tests, benchmarks) can call them.
 //
 // - Every pointer is a DEVICE pointer; tokens and positions too.
-// - Launches go to the default stream and return at once (no synchronization); a bad
-//   launch or bad arguments throw std::runtime_error.
+// - Launches go to the thread's launch stream (cuda/launch.h; the legacy default stream
+//   unless the caller set one) and return at once (no synchronization); a bad launch or
+//   bad arguments throw std::runtime_error.
 // - Where a kernel has several versions, `version` 1..N picks one (each stays runnable,
 //   from naive to fast), and 0 picks the best for the shape. The same semantics as the
 //   reference op of the same name in reference/ops.h, fp32 throughout.
 #pragma once
 #include "cuda/gemm_plan.h"
+#include "cuda/launch.h"
 #include "reference/ops.h"  // RopeStyle
 #include <cstddef>
 

@@ -84,15 +84,15 @@ void rmsnorm_gpu(int version, float* out, const float* x, const float* weight, i
         bad_args("rmsnorm: no version " + std::to_string(version) + " (1.." + std::to_string(kVersions) + ", 0 = auto)");
     if (n == 0 || dim == 0) return;
     if (version == 1) {
-        rmsnorm_row_kernel<<<ceil_div(n, 128), 128>>>(out, x, weight, n, dim, eps);
+        rmsnorm_row_kernel<<<ceil_div(n, 128), 128, 0, launch_stream()>>>(out, x, weight, n, dim, eps);
     } else {
         // A few blocks per SM, each looping over rows: more would only queue, and with n above
         // this the loop (and the barrier that ends each row) also runs in the tests.
         const int grid = std::min(n, num_sms() * 16);
         if (dim % 4 == 0 && aligned16(out) && aligned16(x) && aligned16(weight))
-            rmsnorm_block_kernel<true><<<grid, THREADS2>>>(out, x, weight, n, dim, eps);
+            rmsnorm_block_kernel<true><<<grid, THREADS2, 0, launch_stream()>>>(out, x, weight, n, dim, eps);
         else
-            rmsnorm_block_kernel<false><<<grid, THREADS2>>>(out, x, weight, n, dim, eps);
+            rmsnorm_block_kernel<false><<<grid, THREADS2, 0, launch_stream()>>>(out, x, weight, n, dim, eps);
     }
     CUDA_CHECK_LAST();
 }

@@ -143,10 +143,10 @@ void softmax_gpu(int version, float* x, int rows, int n) {
     const int grid = std::min(rows, num_sms() * 16);
     switch (version) {
         case 1:
-            softmax_row_kernel<<<ceil_div(rows, 128), 128>>>(x, rows, n);
+            softmax_row_kernel<<<ceil_div(rows, 128), 128, 0, launch_stream()>>>(x, rows, n);
             break;
         case 2:
-            softmax_block_kernel<<<grid, THREADS2>>>(x, rows, n);
+            softmax_block_kernel<<<grid, THREADS2, 0, launch_stream()>>>(x, rows, n);
             break;
         case 3: {
             const bool vec = n % 4 == 0 && aligned16(x);
@@ -155,9 +155,9 @@ void softmax_gpu(int version, float* x, int rows, int n) {
             int threads = ceil_div(ceil_div(n, per_thread), WARP) * WARP;
             threads = std::min(256, std::max(WARP, threads));
             if (vec)
-                softmax_online_kernel<true><<<grid, threads>>>(x, rows, n);
+                softmax_online_kernel<true><<<grid, threads, 0, launch_stream()>>>(x, rows, n);
             else
-                softmax_online_kernel<false><<<grid, threads>>>(x, rows, n);
+                softmax_online_kernel<false><<<grid, threads, 0, launch_stream()>>>(x, rows, n);
             break;
         }
     }

@@ -15,6 +15,7 @@ public:
     int logit_positions() const override { return logit_positions_; }
     void read_kv(int layer, std::vector<float>& k, std::vector<float>& v) override;
     int batch() const override { return batch_; }
+    int vocab_size() const override { return m_.config.vocab_size; }
     int context() const override { return kv_.context; }
     int pos() const override { return pos_; }
     size_t kv_cache_bytes() const override { return (key_cache_.size() + value_cache_.size()) * sizeof(float); }

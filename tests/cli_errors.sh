@@ -96,6 +96,35 @@ if ! "$BIN" generate "$T/m.kvs" -n 2 --device cuda >/dev/null 2>"$T/err"; then
     expect_error "prefill cuda without gpu" "cuda"      -- "$BIN" bench prefill --preset tiny --device cuda
 fi
 
+# Hugging Face folders: made by export, then damaged one way each
+"$BIN" export "$T/m.bin" "$T/hf" 2>/dev/null || { echo "cli: export failed"; exit 1; }
+for d in badjson badst rope gqa; do mkdir "$T/$d" && cp "$T/hf/"* "$T/$d/"; done
+printf '{"model_type": "llama", "hidden_size": 48,' > "$T/badjson/config.json"
+printf '\xff\xff\x00\x00\x00\x00\x00\x00{}' > "$T/badst/model.safetensors"
+sed -i 's/"rope_scaling": null/"rope_scaling": {"type": "linear", "factor": 2.0}/' "$T/rope/config.json"
+sed -i 's/"num_key_value_heads": 2/"num_key_value_heads": 4/' "$T/gqa/config.json"
+printf '{"version": "1.0", "model": {"type": "BPE"}}' > "$T/tokenizer.json"
+expect_error "malformed config.json" "not valid JSON"   -- "$BIN" info "$T/badjson"
+expect_error "safetensors past end" "past the end"      -- "$BIN" generate "$T/badst"
+expect_error "unsupported config"   "rope_scaling"      -- "$BIN" eval "$T/rope" --data "$T/text.txt"
+expect_error "misshapen tensor"     "config.json implies" -- "$BIN" info "$T/gqa"
+expect_error "folder part alone"    "give the folder"   -- "$BIN" info "$T/hf/model.safetensors"
+expect_error "not a model folder"   "without config.json" -- "$BIN" info "$T"
+expect_error "tokenizer.json"       "tokenizer.json"    -- "$BIN" generate "$T/m.kvs" -z "$T/tokenizer.json"
+expect_error "export onto a file"   "is a file"         -- "$BIN" export "$T/m.kvs" "$T/text.txt"
+expect_error "export bad dtype"     "--dtype"           -- "$BIN" export "$T/m.kvs" "$T/x" --dtype f16
+expect_error "export no folder"     "OUTDIR"            -- "$BIN" export "$T/m.kvs"
+# the folder generates what the llama2.c file does, and keeps its plan through an LCKV export
+a=$("$BIN" generate "$T/hf" -i "Once" -n 20 -t 0 2>/dev/null)
+b=$("$BIN" generate "$T/m.bin" -i "Once" -n 20 -t 0 2>/dev/null)
+"$BIN" export "$T/lckv.kvs" "$T/hf-lckv" 2>/dev/null
+if [ -n "$a" ] && [ "$a" == "$b" ] && grep -q '"model_type": "lckv-llama"' "$T/hf-lckv/config.json" &&
+   "$BIN" info "$T/hf-lckv" | grep -q "kv layers  3 of 8"; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1)); echo "FAILED: export: folder text '$a' vs .bin '$b', or the LCKV export lost its plan"
+fi
+
 # generate: stdout is only the text (the prompt echo plus what was sampled); stats go to stderr
 out=$("$BIN" generate "$T/m.kvs" -i "Once" -n 12 -t 0 2>"$T/err"); rc=$?
 if [ $rc -eq 0 ] && [[ "$out" == Once* ]] && grep -q "tok/s" "$T/err" && grep -q "random weights" "$T/err" && ! grep -q "tok/s" <<<"$out"; then
@@ -109,13 +138,14 @@ b=$("$BIN" generate "$T/m.bin" -i "Once" -n 20 -t 0 -s 9 2>/dev/null)
 if [ -n "$a" ] && [ "$a" == "$b" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: greedy .kvs vs .bin: '$a' vs '$b'"; fi
 
 # calibrate writes a plan that generate, eval and info accept
-if "$BIN" calibrate "$T/m.kvs" --shared 2 --sequences 3 --tokens 16 --threshold -1 -o "$T/k.plan" >/dev/null 2>&1 &&
+if "$BIN" calibrate "$T/m.kvs" --shared 2 --sequences 3 --tokens 16 --threshold -1 -o "$T/k.plan" --layer-types "$T/k.types" >/dev/null 2>&1 &&
+   grep -Eq '^[0-9]+(_[0-9]+){7}$' "$T/k.types" &&
    "$BIN" info "$T/m.kvs" --plan "$T/k.plan" | grep -q "kv layers  6 of 8" &&
    "$BIN" generate "$T/m.kvs" --plan "$T/k.plan" -n 8 >/dev/null 2>&1 &&
    "$BIN" eval "$T/m.kvs" --plan "$T/k.plan" --data "$T/text.txt" >/dev/null 2>&1; then
     pass=$((pass + 1))
 else
-    fail=$((fail + 1)); echo "FAILED: calibrate plan file not accepted by info/generate/eval"
+    fail=$((fail + 1)); echo "FAILED: calibrate plan file (or its layer_types) not accepted by info/generate/eval"
 fi
 
 # a failed command leaves the files it would have written as they were, and no temporary files

@@ -21,8 +21,10 @@
 
 namespace {
 
-// d loss / d x[i] by central differences at the indices given (all when empty).
-std::vector<double> finite_diff(std::vector<float>& x, const std::function<double()>& loss, float eps,
+// d loss / d x[i] by central differences at the indices given (all when empty); x is a
+// std::vector<float> or a model's Tensor.
+template <class Floats>
+std::vector<double> finite_diff(Floats& x, const std::function<double()>& loss, float eps,
                                 const std::vector<size_t>& at = {}) {
     std::vector<size_t> idx = at;
     if (idx.empty())
@@ -268,10 +270,10 @@ struct DoubleModel {
     using Vec = std::vector<double>;
     std::vector<Vec> ck, cv;  // (slot) K/V caches, (rows, kv_dim)
 
-    double w(const std::vector<float>& t, size_t i) const { return t[i]; }
+    double w(const Tensor& t, size_t i) const { return t[i]; }
 
     // out (rows, d) = x (rows, k) W (d, k)^T, W = t at offset
-    Vec mm(const Vec& x, const std::vector<float>& t, size_t off, int k, int d) const {
+    Vec mm(const Vec& x, const Tensor& t, size_t off, int k, int d) const {
         const size_t rows = x.size() / k;
         Vec out(rows * d, 0.0);
         for (size_t r = 0; r < rows; r++)
@@ -282,7 +284,7 @@ struct DoubleModel {
             }
         return out;
     }
-    Vec norm(const Vec& x, const std::vector<float>& t, size_t off) const {
+    Vec norm(const Vec& x, const Tensor& t, size_t off) const {
         const int D = m.config.dim;
         Vec out(x.size());
         for (size_t r = 0; r < x.size() / D; r++) {
@@ -460,7 +462,7 @@ void check_model_grad(const std::string& plan, bool tied, TrainIterations it, ui
     auto gt = gm.weights.tensors();
     const Config& c = m.config;
     for (size_t ti = 0; ti < mt.size(); ti++) {
-        std::vector<float>& t = *mt[ti];
+        Tensor& t = *mt[ti];
         if (t.empty()) continue;
         const int parts = (ti == 3 || ti == 4) ? m.plan.n_kv_layers()
                           : (ti == 0 || ti == 10 || ti == 11) ? 1 : c.n_layers;

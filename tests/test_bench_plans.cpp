@@ -193,6 +193,47 @@ TEST_CASE("bench plans on the CPU: one complete row per plan, rates positive", "
     }
     CHECK(t.rows[1].step_bytes < t.rows[0].step_bytes);  // fewer K/V weights and cache
     CHECK(t.rows[1].step_flops < t.rows[0].step_flops);  // no K/V projections in 6 of 8 layers
+    CHECK(t.rows[0].calls == 0);  // no runtime calls, and no host time headline, on the CPU
+    const std::vector<std::string> lines = decode_headlines(o, t);
+    CHECK(lines.size() == 2);
+    for (const std::string& line : lines) CHECK(line.find("host_us") == std::string::npos);
+}
+
+TEST_CASE("bench plans: the CUDA decode options and the headline lines for make gpu-report", "[bench_plans]") {
+    PlanBenchOptions o = parse("plans", {"--preset", "tiny", "--prompt", "8", "-n", "8"});
+    CHECK((o.cuda.graphs && o.cuda.fused));
+    o = parse("plans", {"--preset", "tiny", "--prompt", "8", "-n", "8", "--no-graphs", "--unfused"});
+    CHECK((!o.cuda.graphs && !o.cuda.fused));
+    CHECK_THROWS_WITH(parse("prefill", {"--preset", "tiny", "--unfused"}), Catch::Contains("--unfused"));
+
+    // A table as a GPU run with --device both would fill it: standard's row per device.
+    o.devices = {Device::CPU, Device::CUDA};
+    DecodeTable t;
+    DecodeRow cpu, yoco, standard;
+    cpu.plan = "standard";
+    cpu.device = Device::CPU;
+    cpu.gbs = 9;
+    cpu.ceiling_gbs = 10;
+    cpu.decode_tok_s = 55;
+    yoco.plan = "yoco";
+    yoco.device = Device::CUDA;
+    yoco.gbs = 1000;
+    yoco.ceiling_gbs = 4000;
+    standard = yoco;
+    standard.plan = "standard";
+    standard.gbs = 3321.5;
+    standard.decode_tok_s = 801.25;
+    standard.host_us = 12.34;
+    t.rows = {cpu, yoco, standard};
+    const std::vector<std::string> want = {"headline: decode_b1_tiny_cpu_tok_s 55 tok/s",
+                                           "headline: decode_b1_tiny_cpu_pct_copy 90 %",
+                                           "headline: decode_b1_tiny_tok_s 801.2 tok/s",
+                                           "headline: decode_b1_tiny_pct_copy 83.04 %",
+                                           "headline: decode_b1_tiny_host_us_per_step 12.34 us"};
+    CHECK(decode_headlines(o, t) == want);
+    // the CPU alone: no host time per step
+    o.devices = {Device::CPU};
+    CHECK(decode_headlines(o, t).size() == 2);
 }
 
 TEST_CASE("bench prefill on the CPU: token by token, one pass or each T, and the ratios", "[bench_plans]") {

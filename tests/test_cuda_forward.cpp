@@ -16,6 +16,7 @@
 #include "tests/skip_without_gpu.h"
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -47,10 +48,10 @@ Model test_model(const std::string& plan_spec, bool tied = false) {
     return apply_plan(m, parse_plan(plan_spec, c.n_layers));
 }
 
-std::vector<int> test_tokens(int batch, int n, uint64_t seed) {
+std::vector<int> test_tokens(int batch, int n, uint64_t seed, int vocab = 97) {
     Rng rng(seed);
     std::vector<int> t((size_t)batch * n);
-    for (int& x : t) x = (int)(rng.next_u32() % 97);
+    for (int& x : t) x = (int)(rng.next_u32() % vocab);
     return t;
 }
 
@@ -367,6 +368,222 @@ TEST_CASE("cuda forward: greedy generation is the same token for token on both d
         const Greedy got = greedy(gpu, prompt, n, steps, V);
         CHECK(got.tokens == want.tokens);
     }
+}
+
+namespace {
+
+bool same_bits(const float* a, const float* b, size_t n) { return n == 0 || std::memcmp(a, b, n * sizeof(float)) == 0; }
+
+// Logits, hidden states and every layer's cache of two GPU backends, bit for bit.
+void expect_identical(CudaBackend& a, CudaBackend& b, const Model& m, const char* when) {
+    INFO(when);
+    REQUIRE(a.logit_positions() == b.logit_positions());
+    REQUIRE(a.pos() == b.pos());
+    const size_t rows = (size_t)a.batch() * a.logit_positions();
+    CHECK(same_bits(a.logits(), b.logits(), rows * m.config.vocab_size));
+    CHECK(same_bits(a.hidden(), b.hidden(), rows * m.config.dim));
+    std::vector<float> ak, av, bk, bv;
+    for (int l = 0; l < m.config.n_layers; l++) {
+        a.read_kv(l, ak, av);
+        b.read_kv(l, bk, bv);
+        REQUIRE(ak.size() == bk.size());
+        INFO("cache read by layer " << l);
+        CHECK(same_bits(ak.data(), bk.data(), ak.size()));
+        CHECK(same_bits(av.data(), bv.data(), av.size()));
+    }
+}
+
+}  // namespace
+
+// A smaller model than test_model (the emulator runs every launch of both backends): still
+// 8 layers for the named plans, sizes off the tile and warp multiples (hidden 26: the
+// scalar path of the fused kernels; vocab 37).
+Model small_model(const std::string& plan_spec) {
+    Config c;
+    c.dim = 32;
+    c.hidden_dim = 26;
+    c.n_layers = 8;
+    c.n_heads = 2;
+    c.n_kv_heads = 1;
+    c.vocab_size = 37;
+    c.max_seq_len = 16;
+    Model m = init_model(c, parse_plan("standard", c.n_layers), MODEL_SEED);
+    return apply_plan(m, parse_plan(plan_spec, c.n_layers));
+}
+
+TEST_CASE("cuda forward: graph replay equals eager launches bit for bit, for every plan, in iterative prefill and decode",
+          "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // The same launches, once captured and replayed, once issued one by one: any difference
+    // is a graph that replays stale arguments (a position, a pointer from before a buffer
+    // grew). Every plan: an iterative prefill (its cyclic blocks' iterations are graphs) and
+    // two decode steps (the second replays the graph the first captured); one sequence and a
+    // short prompt, as the emulator runs every launch of both backends. Three plans then go
+    // on with two sequences, sampled steps, the unfused kernels too, and a longer prompt that
+    // grows the buffers under the captured graphs.
+    const int context = 16;
+    for (const std::string& spec : all_plans()) {
+        const bool more = spec == "lckv:2" || spec == "cla:2,diag=all" || spec == "2,1,2,5,4,5,7,7";
+        const Model m = small_model(spec);
+        const int V = m.config.vocab_size;
+        for (bool fused : {true, false}) {
+            if (!fused && !more) continue;
+            INFO("plan " << spec << (fused ? ", fused" : ", unfused") << " decode kernels");
+            const int batch = more ? 2 : 1, n = 4, longer = 9;
+            const std::vector<int> prompt = test_tokens(batch, n, 31, V), prompt2 = test_tokens(batch, longer, 32, V);
+            CudaBackend graph(m, batch, context, CudaDecodeOptions{true, fused});
+            CudaBackend eager(m, batch, context, CudaDecodeOptions{false, fused});
+            const PrefillOptions iterate = iterations_all(3);  // T = 3 < n: the cyclic blocks iterate
+            graph.prefill(prompt.data(), n, iterate);
+            eager.prefill(prompt.data(), n, iterate);
+            expect_identical(graph, eager, m, "after the iterative prefill");
+            std::vector<int> next(batch);
+            for (int step = 0; step < 2; step++) {
+                for (int b = 0; b < batch; b++) next[b] = (step * 17 + b * 5 + 3) % V;
+                graph.decode(next.data());
+                eager.decode(next.data());
+            }
+            expect_identical(graph, eager, m, "after 2 decode steps");
+            if (!more) continue;
+            // sampled on the device and fed back there
+            std::vector<int> a(batch), b(batch);
+            const SamplingSettings topp{0.9f, 0.8f};
+            const std::vector<float> draws = {0.3f, 0.7f};
+            graph.sample(topp, draws.data(), a.data());
+            eager.sample(topp, draws.data(), b.data());
+            for (int step = 0; step < 2; step++) {
+                graph.decode_sample(topp, draws.data(), a.data());
+                eager.decode_sample(topp, draws.data(), b.data());
+                CHECK(a == b);
+            }
+            expect_identical(graph, eager, m, "after 2 sampled decode steps");
+            // a longer prompt grows the buffers: the decode graph must be captured again
+            graph.prefill(prompt2.data(), longer, PrefillOptions{});
+            eager.prefill(prompt2.data(), longer, PrefillOptions{});
+            graph.decode(a.data());
+            eager.decode(a.data());
+            expect_identical(graph, eager, m, "after a longer prompt and a decode step");
+        }
+    }
+}
+
+TEST_CASE("cuda forward: fused and unfused decode kernels agree with each other and with the CPU", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // The all-plans test above compares the default (graphs, fused kernels) with the CPU; this
+    // one adds the unfused path, through decode steps where the fused kernels do the work.
+    const int batch = 3, n = 4, steps = 3, context = 16;
+    const std::vector<int> prompt = test_tokens(batch, n, 41);
+    for (std::string spec : {"standard", "lckv:2", "pizza-top:4,diag=all"}) {
+        INFO("plan " << spec);
+        const Model m = test_model(spec);
+        CpuBackend cpu(m, batch, context);
+        CudaBackend fused(m, batch, context, CudaDecodeOptions{true, true});
+        CudaBackend unfused(m, batch, context, CudaDecodeOptions{true, false});
+        REQUIRE(fused.fused());
+        REQUIRE_FALSE(unfused.fused());
+        PrefillOptions opt;
+        opt.sequential = true;  // token by token: the prompt runs through the decode kernels too
+        cpu.prefill(prompt.data(), n, opt);
+        fused.prefill(prompt.data(), n, opt);
+        unfused.prefill(prompt.data(), n, opt);
+        std::vector<int> next(batch);
+        for (int step = 0; step <= steps; step++) {
+            INFO("decode step " << step);
+            if (step > 0) {
+                for (int b = 0; b < batch; b++) next[b] = (step * 11 + b * 29 + 3) % 97;
+                cpu.decode(next.data());
+                fused.decode(next.data());
+                unfused.decode(next.data());
+            }
+            const size_t V = (size_t)batch * m.config.vocab_size;
+            const Error f = error_of(fused.logits(), cpu.logits(), V), u = error_of(unfused.logits(), cpu.logits(), V),
+                        fu = error_of(fused.logits(), unfused.logits(), V);
+            INFO("fused vs CPU: " << describe(f) << "; unfused vs CPU: " << describe(u) << "; fused vs unfused: " << describe(fu));
+            CHECK(f.ok());
+            CHECK(u.ok());
+            CHECK(fu.ok());
+            std::vector<float> fk, fv, ck, cv;
+            for (int l = 0; l < m.config.n_layers; l++) {
+                fused.read_kv(l, fk, fv);
+                cpu.read_kv(l, ck, cv);
+                const Error k = error_of(fk.data(), ck.data(), ck.size()), v = error_of(fv.data(), cv.data(), cv.size());
+                INFO("cache of layer " << l << ": K " << describe(k) << "; V " << describe(v));
+                CHECK(k.ok());
+                CHECK(v.ok());
+            }
+        }
+    }
+}
+
+TEST_CASE("cuda forward: sampling on the device picks the CPU sampler's tokens, same seed, same tokens", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // At every step the GPU samples its logits on the device with draws from a seeded
+    // Sampler; a CPU Sampler with the same seed, given the same logits (downloaded), must
+    // pick the same token. A second GPU backend fed those tokens from the host must reach
+    // the same logits bit for bit: the sampled ids were fed back on the device.
+    const int batch = 3, n = 5, steps = 4, context = 16;
+    const std::vector<int> prompt = test_tokens(batch, n, 51);
+    const Model m = test_model("lckv:2", /*tied=*/true);
+    const int V = m.config.vocab_size;
+    for (SamplingSettings set : {SamplingSettings{0.0f, 1.0f}, SamplingSettings{0.9f, 0.9f}, SamplingSettings{1.5f, 1.0f}}) {
+        INFO("temperature " << set.temperature << ", top-p " << set.topp);
+        CudaBackend gpu(m, batch, context), fed(m, batch, context);
+        std::vector<Sampler> draw_from, reference;
+        for (int b = 0; b < batch; b++) {
+            draw_from.emplace_back(V, set.temperature, set.topp, 100 + b);
+            reference.emplace_back(V, set.temperature, set.topp, 100 + b);
+        }
+        gpu.prefill(prompt.data(), n, PrefillOptions{});
+        fed.prefill(prompt.data(), n, PrefillOptions{});
+        std::vector<float> draws(batch);
+        std::vector<int> got(batch);
+        for (int step = 0; step < steps; step++) {
+            INFO("step " << step);
+            for (int b = 0; b < batch; b++) draws[b] = draw_from[b].next_draw();
+            if (step == 0) gpu.sample(set, draws.data(), got.data());
+            else gpu.decode_sample(set, draws.data(), got.data());
+            const float* logits = gpu.logits();  // what the device sampled from
+            for (int b = 0; b < batch; b++) CHECK(got[b] == reference[b].sample(logits + (size_t)b * V));
+            if (step > 0) CHECK(same_bits(fed.logits(), logits, (size_t)batch * V));
+            fed.decode(got.data());
+        }
+    }
+}
+
+TEST_CASE("cuda forward: runtime calls per decode step, launch by launch and as one graph", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // cla:2 on 8 layers: 4 KV layers, 4 that share. Launch by launch, a greedy decode_sample
+    // step makes: the embedding; the positions (unfused); per layer 18 calls for a KV layer
+    // and 13 for one that shares (16 and 11 kernels plus 2 for the K/V store), or 6 fused for
+    // either (qkv, attention's two kernels, W_O, W1|W3, W2); the final norm and the
+    // classifier; argmax, the copy of the ids, the counter's advance; and the wait for the
+    // ids. As a graph: one launch and the wait.
+    const Model m = test_model("cla:2", /*tied=*/true);
+    const int kv_layers = 4, shared = 4;
+    const std::vector<int> prompt = test_tokens(1, 4, 61);
+    auto calls_per_step = [&](CudaDecodeOptions o, size_t* nodes) {
+        CudaBackend be(m, 1, 16, o);
+        be.prefill(prompt.data(), 4, PrefillOptions{});
+        std::vector<int> out(1);
+        be.sample(SamplingSettings{}, nullptr, out.data());
+        be.decode_sample(SamplingSettings{}, nullptr, out.data());  // a graph is captured here
+        const DecodeStats before = be.decode_stats();
+        for (int i = 0; i < 3; i++) be.decode_sample(SamplingSettings{}, nullptr, out.data());
+        const DecodeStats after = be.decode_stats();
+        CHECK(after.steps - before.steps == 3);
+        CHECK(after.host_seconds > before.host_seconds);
+        if (nodes) *nodes = be.graph_nodes();
+        return (double)(after.runtime_calls - before.runtime_calls) / 3;
+    };
+    const double unfused = 1 + 1 + kv_layers * 18 + shared * 13 + 2 + 3 + 1;
+    const double fused = 1 + (kv_layers + shared) * 6 + 2 + 3 + 1;
+    CHECK(calls_per_step({false, false}, nullptr) == unfused);
+    CHECK(calls_per_step({false, true}, nullptr) == fused);
+    size_t nodes = 0;
+    CHECK(calls_per_step({true, false}, &nodes) == 2);
+    CHECK(nodes == unfused - 1);  // the graph holds every launch and copy of the step, not the wait
+    CHECK(calls_per_step({true, true}, &nodes) == 2);
+    CHECK(nodes == fused - 1);
 }
 
 TEST_CASE("cuda forward: the cache allocates only KV layers", "[cuda]") {

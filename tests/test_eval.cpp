@@ -40,6 +40,7 @@ public:
     int logit_positions() const override { return 1; }
     void read_kv(int, std::vector<float>&, std::vector<float>&) override {}
     int batch() const override { return 1; }
+    int vocab_size() const override { return (int)logits_.size(); }
     int context() const override { return 1000; }
     int pos() const override { return pos_; }
     size_t kv_cache_bytes() const override { return 0; }

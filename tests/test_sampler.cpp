@@ -1,6 +1,7 @@
 // Sampler: greedy, seeded reproducibility, top-p, and frequencies against softmax.
 #include <catch2/catch.hpp>
 #include "src/text/sampler.h"
+#include "src/text/sampling_math.h"
 #include "tests/helpers.h"
 #include <cmath>
 #include <vector>
@@ -99,4 +100,59 @@ TEST_CASE("bad sampler settings are rejected", "[sampler]") {
     CHECK_THROWS_WITH(Sampler(4, 1.0f, 1.5f, 1), Catch::Contains("top-p"));
     CHECK_THROWS_WITH(Sampler(4, 1.0f, -0.1f, 1), Catch::Contains("top-p"));
     CHECK_THROWS_WITH(Sampler(0, 1.0f, 0.9f, 1), Catch::Contains("vocab_size"));
+}
+
+// The integer arithmetic both samplers share (src/text/sampling_math.h).
+TEST_CASE("sampling arithmetic: exp, token weights and the draw, exact in integers", "[sampler]") {
+    // exp from fma, rint and ldexp stays within 1e-13 of the library's
+    for (double x = 0.0; x > -60.0; x -= 0.0137) {
+        const double want = std::exp(x), got = sampling::exp_nonpositive(x);
+        CHECK(std::fabs(got - want) <= 1e-13 * want);
+    }
+    CHECK(sampling::exp_nonpositive(0.0) == 1.0);
+    CHECK(sampling::exp_nonpositive(-61.0) == 0.0);
+    CHECK(sampling::exp_nonpositive(NAN) == 0.0);
+    // the largest logit weighs 2^31; weights fall with the logit
+    CHECK(sampling::token_weight(3.5f, 3.5f, 0.7f) == (1u << 31));
+    CHECK(sampling::token_weight(3.0f, 3.5f, 1.0f) == (uint32_t)(std::exp(-0.5) * 2147483648.0));
+    CHECK(sampling::token_weight(-40.0f, 3.5f, 1.0f) == 0u);  // e^-43.5 x 2^31 < 1
+    // floor(mass x units / 2^24) without overflow, against a 128-bit product
+    Rng rng(3);
+    for (int i = 0; i < 1000; i++) {
+        const uint64_t mass = ((uint64_t)rng.next_u32() << 24) ^ rng.next_u32();  // up to 2^56
+        const uint32_t units = rng.next_u32() >> 8;                               // below 2^24
+        const unsigned __int128 exact = (unsigned __int128)mass * units >> 24;
+        CHECK(sampling::scale_by_draw(mass, units) == (uint64_t)exact);
+        CHECK(sampling::scale_by_draw(mass, units) < mass + 1);
+    }
+    CHECK(sampling::draw_units(0.0f) == 0u);
+    CHECK(sampling::draw_units(0.5f) == 8388608u);
+    CHECK(sampling::draw_units(1.0f - 1.0f / 16777216.0f) == 16777215u);
+}
+
+TEST_CASE("top-p orders equal weights by id, and the draw walks the nucleus in that order", "[sampler]") {
+    // Weights (T = 1, max 0): tokens 1 and 3 tie at the top, 0 and 4 tie below, 2 is lightest.
+    // Sorted: 1, 3, 0, 4, 2. With top-p 0.8 the nucleus is 1, 3 and the first of the next tie.
+    const std::vector<float> logits = {-1.0f, 0.0f, -3.0f, 0.0f, -1.0f};
+    std::vector<uint32_t> w(5);
+    uint64_t total = 0;
+    for (int i = 0; i < 5; i++) total += w[i] = sampling::token_weight(logits[i], 0.0f, 1.0f);
+    REQUIRE(w[1] == w[3]);
+    REQUIRE(w[0] == w[4]);
+    const uint64_t limit = sampling::top_p_limit(0.8f, total);
+    REQUIRE(2ull * w[1] <= limit);          // the two top tokens alone are not enough
+    REQUIRE(2ull * w[1] + w[0] > limit);    // one more (token 0, the lower id) is
+    const uint64_t mass = 2ull * w[1] + w[0];
+    std::vector<uint32_t> scratch;
+    std::vector<int> order;
+    const SamplingSettings s{1.0f, 0.8f};
+    // draws that land in the middle of each token's share of the nucleus: 1, then 3, then 0
+    auto draw_for = [&](uint64_t target) { return (float)((double)target / (double)mass); };
+    CHECK(sample_token(logits.data(), 5, s, 0.0f, scratch, order) == 1);
+    CHECK(sample_token(logits.data(), 5, s, draw_for(w[1] / 2), scratch, order) == 1);
+    CHECK(sample_token(logits.data(), 5, s, draw_for(w[1] + w[1] / 2), scratch, order) == 3);
+    CHECK(sample_token(logits.data(), 5, s, draw_for(2ull * w[1] + w[0] / 2), scratch, order) == 0);
+    CHECK(sample_token(logits.data(), 5, s, 1.0f - 1.0f / 16777216.0f, scratch, order) == 0);
+    // greedy: the lowest id among the largest logits
+    CHECK(sample_token(logits.data(), 5, SamplingSettings{}, 0.0f, scratch, order) == 1);
 }

@@ -40,10 +40,13 @@ static int bench_decode(int argc, char** argv) {
         std::printf("usage: kvshare bench decode (MODEL | --preset NAME) [--plan PLAN] [--device cpu|cuda]\n"
                     "                            [--batch B] [--prompt N] [-n STEPS] [--repeats R]\n"
                     "Prefills B random prompts of N tokens (default 32), decodes STEPS tokens (default 64),\n"
-                    "R times (default 5); prints the median prefill and decode tokens/s.\n");
+                    "R times (default 5); prints the median prefill and decode tokens/s, and the time MODEL took\n"
+                    "to load (map or convert, check every weight, apply the plan).\n");
         return 0;
     }
+    const double load_start = now_seconds();
     Model m = bench_model(a);
+    const double load_s = now_seconds() - load_start;
     const int batch = a.get_int("--batch", 1), prompt = a.get_int("--prompt", 32), steps = a.get_int("-n", 64);
     const int repeats = a.get_int("--repeats", 5);
     if (batch < 1 || prompt < 1 || steps < 0 || repeats < 1) fail("kvshare bench decode: sizes must be positive");
@@ -57,6 +60,7 @@ static int bench_decode(int argc, char** argv) {
     std::printf("model %s, plan %s, device %s, batch %d, prompt %d, decode %d, %d repeats\n",
                 a.has("--preset") ? a.get("--preset").c_str() : a.positional[0].c_str(), m.plan.name.c_str(),
                 r.device_name.c_str(), batch, prompt, steps, repeats);
+    std::printf("load     %10.3f s (%s)\n", load_s, a.has("--preset") ? "random weights made, not read" : "mapped or converted, every weight checked");
     std::printf("prefill  %10.1f tok/s (median)\n", batch * prompt / r.prefill_s);
     std::printf("decode   %10.1f tok/s (median)\n", steps > 0 ? batch * steps / r.decode_s : 0.0);
     std::printf("%s\n", kv_summary(m, batch, prompt + steps).c_str());

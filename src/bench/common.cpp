@@ -153,32 +153,36 @@ size_t parse_bytes(const std::string& s, const std::string& what) {
 
 static size_t weight_bytes(Model& m) {
     size_t n = 0;
-    for (std::vector<float>* t : m.weights.tensors()) n += t->capacity() * sizeof(float);
+    for (const Tensor* t : m.weights.tensors()) n += t->size() * sizeof(float);
     return n;
 }
 
 GenerationRun time_generation(Model& m, const GenerationSettings& s, int batch, int steps, int repeats, int warmup) {
     const std::vector<int> tokens = random_tokens(batch * s.prompt, m.config.vocab_size, 7);
-    const std::vector<int> next(batch, 5);
+    const SamplingSettings greedy;  // as generate with -t 0: the backend samples, ids come back
+    std::vector<int> next(batch);
     GenerationRun out;
-    std::vector<double> prefill_s, decode_s;
+    std::vector<double> prefill_s, decode_s, host_us, calls;
     const size_t before = allocated_bytes(s.device);
     {
-        auto be = make_backend(m, s.device, batch, s.prompt + s.gen);
+        auto be = make_backend(m, s.device, batch, s.prompt + s.gen, s.cuda);
         out.device_name = be->device_name();
         for (int r = 0; r < warmup + repeats; r++) {
             const double t0 = now_seconds();
             be->prefill(tokens.data(), s.prompt, s.prefill);
-            be->logits();  // results on the host: the GPU has finished
+            be->sample(greedy, nullptr, next.data());  // the first token: results on the host, the GPU has finished
             const double t1 = now_seconds();
-            for (int i = 0; i < steps; i++) {
-                be->decode(next.data());
-                be->logits();
-            }
+            const DecodeStats d0 = be->decode_stats();
+            for (int i = 0; i < steps; i++) be->decode_sample(greedy, nullptr, next.data());
             const double t2 = now_seconds();
+            const DecodeStats d1 = be->decode_stats();
             if (r < warmup) continue;
             prefill_s.push_back(t1 - t0);
             decode_s.push_back(t2 - t1);
+            if (d1.steps > d0.steps) {
+                host_us.push_back(1e6 * (d1.host_seconds - d0.host_seconds) / (d1.steps - d0.steps));
+                calls.push_back((double)(d1.runtime_calls - d0.runtime_calls) / (d1.steps - d0.steps));
+            }
         }
         const size_t after = allocated_bytes(s.device);
         out.memory = after > before ? after - before : 0;
@@ -186,6 +190,8 @@ GenerationRun time_generation(Model& m, const GenerationSettings& s, int batch, 
     if (s.device == Device::CPU) out.memory += weight_bytes(m);
     out.prefill_s = median(prefill_s);
     out.decode_s = median(decode_s);
+    out.host_us_per_step = median(host_us);
+    out.calls_per_step = median(calls);
     return out;
 }
 

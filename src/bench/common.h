@@ -52,18 +52,22 @@ struct GenerationSettings {
     Device device = Device::CPU;
     int prompt = 64, gen = 64, repeats = 1;
     PrefillOptions prefill;
+    CudaDecodeOptions cuda;  // graphs and fused kernels, on the GPU
 };
 
 // Timed generation, shared by bench decode and bench throughput: a backend for `batch`
 // sequences of prompt + gen tokens, `warmup` untimed and then `repeats` timed rounds of a
-// prefill and `steps` decode steps, each waiting for its logits on the host (so GPU times
-// are real); medians of the rounds. Memory is what the backend holds at the end (its run
-// state only grows) plus, on the CPU, the host weights it reads (on the GPU the backend's
-// upload is part of the measurement).
+// prefill and `steps` greedy decode steps, as generate -t 0 runs them: the backend picks
+// each token (on the GPU, on the device) and the host waits for the ids of every step (so
+// GPU times are real; the logits stay on the device). Medians of the rounds. Memory is what
+// the backend holds at the end (its run state only grows) plus, on the CPU, the host
+// weights it reads (on the GPU the backend's upload is part of the measurement).
 struct GenerationRun {
     size_t memory = 0;
     double prefill_s = 0, decode_s = 0;
-    std::string device_name;  // the backend's (the GPU's name on CUDA)
+    double host_us_per_step = 0;  // host time issuing a decode step, without the wait (0 on the CPU)
+    double calls_per_step = 0;    // runtime calls per decode step (0 on the CPU)
+    std::string device_name;      // the backend's (the GPU's name on CUDA)
 };
 GenerationRun time_generation(Model& m, const GenerationSettings& s, int batch, int steps, int repeats, int warmup = 0);
 

@@ -6,6 +6,7 @@
 #include "src/bench/common.h"
 #include "src/util.h"
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -118,9 +119,14 @@ double cpu_gemm_gflops(int size, int runs) {
 
 Args plan_bench_args(int argc, char** argv, const std::string& which) {
     std::set<std::string> with_value = {"--preset", "--plans", "--device", "--batch", "--prompt", "--repeats", "-s"};
-    if (which == "plans") with_value.insert({"-n", "--copy-size", "--gemm-size"});
-    else with_value.insert("--iterations");
-    return parse_args(argc, argv, 1, "kvshare bench " + which, with_value, {});
+    std::set<std::string> flags;
+    if (which == "plans") {
+        with_value.insert({"-n", "--copy-size", "--gemm-size"});
+        flags = {"--no-graphs", "--unfused"};
+    } else {
+        with_value.insert("--iterations");
+    }
+    return parse_args(argc, argv, 1, "kvshare bench " + which, with_value, flags);
 }
 
 PlanBenchOptions parse_plan_bench(int argc, char** argv, const std::string& which) {
@@ -143,6 +149,8 @@ PlanBenchOptions plan_bench_options(const Args& a, const std::string& which) {
             o.gemm_size = a.get_int("--gemm-size", 0);
             if (o.gemm_size < 1) fail(cmd + ": --gemm-size must be at least 1");
         }
+        o.cuda.graphs = !a.has("--no-graphs");
+        o.cuda.fused = !a.has("--unfused");
     } else {
         o.iterations = parse_int_list(a.get("--iterations", "1 2 4 9"), cmd + " --iterations");
     }
@@ -200,6 +208,7 @@ DecodeTable run_decode_table(const PlanBenchOptions& o) {
             s.device = o.devices[i];
             s.prompt = o.prompt;
             s.gen = o.steps;
+            s.cuda = o.cuda;
             const GenerationRun r = time_generation(m, s, o.batch, o.steps, o.repeats, 1);  // first round warms up
             DecodeRow row;
             row.plan = p.name;
@@ -213,6 +222,8 @@ DecodeTable run_decode_table(const PlanBenchOptions& o) {
             row.step_flops = flops / (size_t)o.steps;
             row.gflops = r.decode_s > 0 ? (double)flops / r.decode_s / 1e9 : 0;
             row.ceiling_gflops = t.ceilings[i].gflops;
+            row.host_us = r.host_us_per_step;
+            row.calls = r.calls_per_step;
             t.rows.push_back(row);
         }
     }
@@ -225,17 +236,38 @@ static const DecodeRow* find_row(const DecodeTable& t, const std::string& plan, 
     return nullptr;
 }
 
+std::vector<std::string> decode_headlines(const PlanBenchOptions& o, const DecodeTable& t) {
+    // standard's row per device, or the first plan's
+    std::vector<std::string> lines;
+    const std::string plan = find_row(t, "standard", o.devices[0]) ? "standard" : o.plans[0].name;
+    for (Device d : o.devices) {
+        const DecodeRow* r = find_row(t, plan, d);
+        if (!r) continue;
+        const std::string key = "decode_b" + std::to_string(o.batch) + "_" + headline_model(o.models.name) +
+                                (plan == "standard" ? "" : "_" + plan) + (d == Device::CPU ? "_cpu" : "");
+        lines.push_back(headline_line(key + "_tok_s", r->decode_tok_s, "tok/s"));
+        if (r->ceiling_gbs > 0) lines.push_back(headline_line(key + "_pct_copy", 100.0 * r->gbs / r->ceiling_gbs, "%"));
+        if (d == Device::CUDA) lines.push_back(headline_line(key + "_host_us_per_step", r->host_us, "us"));
+    }
+    return lines;
+}
+
 static void print_decode_table(const PlanBenchOptions& o, const DecodeTable& t) {
     std::printf("bench plans: %s, batch %d, prompt %d (prefilled as generate does by default), decode %d steps, "
                 "median of %d repeats after 1 warm-up\n",
                 o.models.name.c_str(), o.batch, o.prompt, o.steps, o.repeats);
+    for (const CeilingNote& n : t.ceilings)
+        if (n.device == Device::CUDA)
+            std::printf("cuda decode: %s, %s kernels (greedy, the token sampled on the device)\n",
+                        o.cuda.graphs ? "one CUDA graph per step" : "launch by launch",
+                        o.cuda.fused ? "fused decode" : "unfused");
     for (const CeilingNote& n : t.ceilings) {
         std::printf("copy ceiling %-4s %8.1f GB/s      (%s)\n", device_word(n.device), n.gbs, n.how.c_str());
         std::printf("GEMM ceiling %-4s %8.1f GFLOP/s   (%s)\n", device_word(n.device), n.gflops, n.gemm_how.c_str());
     }
     const bool both = o.devices.size() > 1;
-    std::printf("%-20s %-6s %4s %14s %14s %12s %9s %8s %10s %8s", "plan", "device", "kv", "prefill tok/s",
-                "decode tok/s", "bytes/step", "GB/s", "% copy", "GFLOP/s", "% GEMM");
+    std::printf("%-20s %-6s %4s %14s %14s %12s %9s %8s %10s %8s %12s %10s", "plan", "device", "kv", "prefill tok/s",
+                "decode tok/s", "bytes/step", "GB/s", "% copy", "GFLOP/s", "% GEMM", "host us/step", "calls/step");
     if (both) std::printf(" %16s %15s", "gpu/cpu prefill", "gpu/cpu decode");
     std::printf("\n");
     for (const DecodeRow& r : t.rows) {
@@ -244,6 +276,8 @@ static void print_decode_table(const PlanBenchOptions& o, const DecodeTable& t) 
                     format_bytes((double)r.step_bytes).c_str(), r.gbs,
                     r.ceiling_gbs > 0 ? 100.0 * r.gbs / r.ceiling_gbs : 0.0, r.gflops,
                     r.ceiling_gflops > 0 ? 100.0 * r.gflops / r.ceiling_gflops : 0.0);
+        if (r.device == Device::CUDA) std::printf(" %12.1f %10.1f", r.host_us, r.calls);
+        else std::printf(" %12s %10s", "-", "-");
         const DecodeRow* cpu = find_row(t, r.plan, Device::CPU);
         if (both && r.device == Device::CUDA && cpu && cpu->prefill_tok_s > 0 && cpu->decode_tok_s > 0)
             std::printf(" %15.2fx %14.2fx", r.prefill_tok_s / cpu->prefill_tok_s, r.decode_tok_s / cpu->decode_tok_s);
@@ -252,23 +286,18 @@ static void print_decode_table(const PlanBenchOptions& o, const DecodeTable& t) 
     std::printf("bytes/step: every weight once (embedding: the batch's rows; W_K/W_V: KV layers only) plus each\n"
                 "sequence's visible K/V, averaged over the steps; GB/s = those bytes / decode time. GFLOP/s:\n"
                 "2 per weight multiply-add of every matmul, per sequence, plus attention's, / decode time.\n"
-                "A step is memory-bound while %% copy is the larger of the two, compute-bound once %% GEMM is.\n");
+                "A step is memory-bound while %% copy is the larger of the two, compute-bound once %% GEMM is.\n"
+                "host us/step: host time issuing a decode step, without waiting for the GPU; calls/step: the\n"
+                "runtime calls it makes (launches, copies, graph launches, synchronizations).\n");
     for (const DecodeRow& r : t.rows)
         if (r.gbs > r.ceiling_gbs && r.ceiling_gbs > 0) {
             std::printf("over 100%%: decode mostly reads, and a read stream can outrun a copy (which also writes),\n"
                         "or the weights partly stay in cache between steps.\n");
             break;
         }
-    // headline figures (bench/gpu-report.sh): standard's row per device, or the first plan's
-    const std::string plan = find_row(t, "standard", o.devices[0]) ? "standard" : o.plans[0].name;
-    for (Device d : o.devices) {
-        const DecodeRow* r = find_row(t, plan, d);
-        if (!r) continue;
-        const std::string key = "decode_b" + std::to_string(o.batch) + "_" + headline_model(o.models.name) +
-                                (plan == "standard" ? "" : "_" + plan) + (d == Device::CPU ? "_cpu" : "");
-        print_headline(key + "_tok_s", r->decode_tok_s, "tok/s");
-        if (r->ceiling_gbs > 0) print_headline(key + "_pct_copy", 100.0 * r->gbs / r->ceiling_gbs, "%");
-    }
+    // headline figures (bench/gpu-report.sh)
+    for (const std::string& line : decode_headlines(o, t)) std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
 }
 
 int bench_plans(int argc, char** argv) {
@@ -277,7 +306,7 @@ int bench_plans(int argc, char** argv) {
         std::printf(
             "usage: kvshare bench plans (MODEL | --preset NAME) [--plans \"P1 P2 ...\"] [--device cpu|cuda|both]\n"
             "         [--batch B] [--prompt N] [-n STEPS] [--repeats R] [--copy-size SIZE] [--gemm-size G]\n"
-            "         [-s SEED]\n"
+            "         [--no-graphs] [--unfused] [-s SEED]\n"
             "For each plan (default: standard, cla:2, yoco, sandwich-middle:L/2, lckv:2) and device, prefills\n"
             "B random prompts of N tokens (default 1 x 32) and decodes STEPS tokens (default 64), R times\n"
             "(default 5) after one warm-up; one row per (plan, device): KV layers, median prefill and decode\n"
@@ -289,12 +318,18 @@ int bench_plans(int argc, char** argv) {
             "step does (2 flops per weight multiply-add per sequence, plus attention's), its GFLOP/s, and its\n"
             "%% of a GEMM ceiling measured first on the device: the GEMM the forward runs at G^3 (default 1024\n"
             "on the CPU, 4096 on CUDA). Batch 1 is bound by memory; a large batch by the GEMM. --device both\n"
-            "adds the GPU/CPU ratios per plan. A MODEL file needs the standard plan (every plan is applied\n"
-            "to it); --preset makes random weights per plan.\n");
+            "adds the GPU/CPU ratios per plan. Decode is greedy with the token picked by the backend (on the\n"
+            "GPU, on the device); CUDA rows also give the host time and runtime calls per decode step. On\n"
+            "CUDA a step is one graph launch of the fused kernels; --no-graphs launches kernel by kernel and\n"
+            "--unfused uses the unfused kernels (the step before graphs and fusion). `headline:` lines give\n"
+            "standard's (or the first plan's) decode tokens/s and %% of copy per device, and on CUDA its host\n"
+            "time per step. A MODEL file needs the standard plan (every plan is applied to it); --preset makes\n"
+            "random weights per plan.\n");
         return 0;
     }
     const PlanBenchOptions o = plan_bench_options(a, "plans");
-    print_decode_table(o, run_decode_table(o));
+    const DecodeTable t = run_decode_table(o);
+    print_decode_table(o, t);
     return 0;
 }
 

@@ -67,6 +67,7 @@ struct PlanBenchOptions {
     std::vector<int> iterations;  // bench prefill: T values
     size_t copy_bytes = (size_t)256 << 20;  // bench plans: size of the ceiling's copy
     int gemm_size = 0;  // bench plans: the GEMM ceiling's n = k = d; 0: 1024 on the CPU, 4096 on CUDA
+    CudaDecodeOptions cuda;  // bench plans: --no-graphs, --unfused (the decode step before issue 15)
 };
 // `which` is "plans" or "prefill"; argv[0] is that word. plan_bench_args rejects unknown
 // options (and notes -h/--help, which is the caller's business); plan_bench_options fails
@@ -86,6 +87,8 @@ struct DecodeRow {
     size_t step_flops = 0;     // decode_flops over the steps / steps
     double gflops = 0;         // decode_flops / decode time
     double ceiling_gflops = 0; // the device's GEMM ceiling in this run
+    double host_us = 0;        // host time issuing a decode step (CUDA; 0 on the CPU)
+    double calls = 0;          // runtime calls per decode step (CUDA; 0 on the CPU)
 };
 struct CeilingNote {           // how a device's ceilings were measured, for the header
     Device device = Device::CPU;
@@ -99,6 +102,10 @@ struct DecodeTable {
     std::vector<DecodeRow> rows;  // plan-major: every device for a plan, then the next plan
 };
 DecodeTable run_decode_table(const PlanBenchOptions& o);
+// The `headline: KEY VALUE UNIT` lines bench/gpu-report.sh collects, for standard's row (or
+// the first plan's) on each device: decode_bB_M[_P][_cpu]_tok_s and _pct_copy, and on CUDA
+// _host_us_per_step (M: headline_model of the preset or file name).
+std::vector<std::string> decode_headlines(const PlanBenchOptions& o, const DecodeTable& t);
 
 struct PrefillRow {
     std::string plan;

@@ -1,6 +1,7 @@
 #include "src/commands/calibrate.h"
 #include "src/commands/args.h"
 #include "src/formats/checkpoint.h"
+#include "src/formats/hf_config.h"
 #include "src/commands/commands.h"
 #include "src/commands/eval.h"
 #include "src/text/stories.h"
@@ -128,7 +129,7 @@ static const char* order_name(PairOrder o) {
 int cmd_calibrate(int argc, char** argv) {
     Args a = parse_args(argc, argv, 2, "kvshare calibrate",
                         {"-z", "--data", "--sequences", "--tokens", "--shared", "--ratio", "--threshold", "--order", "-s", "-o",
-                         "--device", "--plan"},
+                         "--device", "--plan", "--layer-types"},
                         {});
     if (a.has("--help")) {
         std::printf(
@@ -143,6 +144,8 @@ int cmd_calibrate(int argc, char** argv) {
             "  --order O          dissimilar (default, most distant pairs first), similar, random\n"
             "  -s SEED            seed for --order random (default 1)\n"
             "  -o FILE            where to write the plan (default kvsharer.plan)\n"
+            "  --layer-types FILE also write the plan as an LCKV layer_types string (\"0_0_2_2\"), for the\n"
+            "                     config.json of the LCKV authors' code (kvshare export writes it too)\n"
             "  --plan PLAN        starting plan (default: the model's own)\n"
             "  --device D         cpu (default) or cuda\n");
         return 0;
@@ -202,6 +205,7 @@ int cmd_calibrate(int argc, char** argv) {
                     t.accepted ? "accepted" : "rejected");
     }
     std::printf("shared %d of %d layers; plan %s\n", r.shared, o.shared_layers, r.plan.spec().c_str());
+    std::printf("LCKV layer_types \"%s\"\n", lckv_layer_types(r.plan).c_str());
     Model shared = apply_plan(m, r.plan);
     std::printf("%s\n", kv_summary(shared, 1, m.config.max_seq_len).c_str());
     if (r.shared < o.shared_layers)
@@ -210,5 +214,9 @@ int cmd_calibrate(int argc, char** argv) {
                     "kvshare calibrate (KVSharer) on " + path + ": " + std::to_string(r.shared) + " shared layers, order " +
                         order_name(o.order) + ", threshold " + std::to_string(o.threshold));
     std::fprintf(stderr, "wrote %s (use it with --plan %s)\n", out.c_str(), out.c_str());
+    if (a.has("--layer-types")) {
+        write_file_atomic(a.get("--layer-types"), lckv_layer_types(r.plan) + "\n");
+        std::fprintf(stderr, "wrote %s (LCKV layer_types)\n", a.get("--layer-types").c_str());
+    }
     return 0;
 }

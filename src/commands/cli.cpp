@@ -7,6 +7,7 @@
 #include "src/commands/calibrate.h"
 #include "src/commands/commands.h"
 #include "src/model/kv_cache.h"
+#include "src/text/sentencepiece.h"
 #include "src/text/tokenizer.h"
 #include "src/util.h"
 #include <cstdio>
@@ -22,17 +23,20 @@ static const char* kUsage =
     "  init OUT         write a model with random weights (a preset or any shape)\n"
     "  train OUT        train a model on the CPU\n"
     "  calibrate MODEL  KVSharer: search for layers that may share a dissimilar layer's KV\n"
+    "  export MODEL DIR write a model as a Hugging Face folder (config.json, safetensors, tokenizer.model)\n"
     "  tokenizer OUT    train a BPE tokenizer on the story generator or a text\n"
     "  stories N        print N generated stories (train or validation split)\n"
     "  bench WHAT       benchmarks: decode, converge, throughput, plans, prefill, kernels\n"
     "\n"
-    "MODEL is a kvshare model file or a llama2.c .bin checkpoint.\n"
+    "MODEL is a kvshare model file, a llama2.c .bin checkpoint, or a Hugging Face folder\n"
+    "(config.json, model.safetensors or its sharded index, tokenizer.model; Llama or lckv-llama).\n"
     "PLAN is standard, pizza|sandwich|lasagna-bottom|middle|top:L, cla:G, yoco, lckv:W,\n"
     "an explicit map like 0,0,2,2, or a file holding one; append ,diag=all to mask every diagonal.\n";
 
 Tokenizer tokenizer_for(const std::string& path, const Model& m) {
     const int vocab = m.config.vocab_size;
-    if (!path.empty()) return Tokenizer::load(path, vocab);
+    if (!path.empty()) return load_tokenizer_file(path, vocab);
+    if (!m.tokenizer_path.empty()) return load_tokenizer_file(m.tokenizer_path, vocab);
     if (vocab == 259) return Tokenizer::bytes();
     struct stat st;
     if (stat("tokenizer.bin", &st) == 0) return Tokenizer::load("tokenizer.bin", vocab);
@@ -209,6 +213,7 @@ int kvshare_main(int argc, char** argv) {
         if (cmd == "train") return cmd_train(argc, argv);
         if (cmd == "bench") return cmd_bench(argc, argv);
         if (cmd == "calibrate") return cmd_calibrate(argc, argv);
+        if (cmd == "export") return cmd_export(argc, argv);
         if (cmd == "tokenizer") return cmd_tokenizer(argc, argv);
         if (cmd == "stories") return cmd_stories(argc, argv);
         fail("unknown command '" + cmd + "' (see kvshare --help)");

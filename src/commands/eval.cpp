@@ -98,7 +98,7 @@ int cmd_eval(int argc, char** argv) {
     const int context = a.get_int("--context", m.config.max_seq_len);
     if (context < 1 || context > m.config.max_seq_len)
         fail("kvshare eval: --context must be 1.." + std::to_string(m.config.max_seq_len));
-    const PrefillOptions prefill = parse_prefill(a.get("--prefill", "parallel"));
+    const PrefillOptions prefill = parse_prefill(a.get("--prefill"), m);
     auto be = make_backend(m, parse_device(a.get("--device", "cpu")), 1, context);
     if (a.has("--probes")) {
         const int n = a.get_int("--probes", 0);

@@ -51,7 +51,7 @@ int cmd_generate(int argc, char** argv) {
     int steps = a.get_int("-n", 256);
     if (steps < 0) fail("kvshare generate: -n must be >= 0");
     if (steps == 0 || steps > m.config.max_seq_len) steps = m.config.max_seq_len;
-    PrefillOptions prefill = parse_prefill(a.get("--prefill", "parallel"));
+    PrefillOptions prefill = parse_prefill(a.get("--prefill"), m);
     Device device = parse_device(a.get("--device", "cpu"));
 
     std::vector<int> prompt = tok.encode(a.get("-i"), true, false);
@@ -77,21 +77,29 @@ int cmd_generate(int argc, char** argv) {
     double t0 = now_seconds();
     be->prefill(tokens.data(), n_prompt, prefill);
     double t1 = now_seconds();
+    // The backend samples (on the GPU: on the device, and only the token ids come back),
+    // with each sequence's draws from its own seeded Sampler, as Sampler::sample would.
+    const SamplingSettings sampling = samplers[0].settings();
     std::vector<int> last(batch, prompt.back()), next(batch);
+    std::vector<float> draws(batch, 0.0f);
     std::vector<bool> done(batch, false);
     int decoded = 0, running = batch;
+    auto draw_all = [&] {
+        for (int b = 0; b < batch; b++) draws[b] = done[b] ? 0.0f : samplers[b].next_draw();
+    };
+    draw_all();
+    be->sample(sampling, draws.data(), next.data());
     for (;;) {
-        const float* logits = be->logits();
         for (int b = 0; b < batch; b++) {
-            if (done[b]) { next[b] = last[b]; continue; }
-            next[b] = samplers[b].sample(logits + (size_t)b * m.config.vocab_size);
-            if (next[b] == kBOS) { done[b] = true; running--; next[b] = last[b]; continue; }  // BOS ends a story
+            if (done[b]) continue;  // its tokens are still computed, and ignored
+            if (next[b] == kBOS) { done[b] = true; running--; continue; }  // BOS ends a story
             print_piece(text[b], tok.decode_piece(last[b], next[b]));
+            last[b] = next[b];
         }
         if (batch == 1 && !text[0].empty()) { std::fputs(text[0].c_str(), stdout); std::fflush(stdout); text[0].clear(); }
-        last = next;
         if (running == 0 || be->pos() >= steps) break;
-        be->decode(next.data());
+        draw_all();
+        be->decode_sample(sampling, draws.data(), next.data());  // appends the sampled tokens
         decoded++;
     }
     double t2 = now_seconds();

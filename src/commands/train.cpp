@@ -36,7 +36,7 @@ double clip_grad_norm(Weights& grad, float max_norm) {
 // ---------------------------------------------------------------------------
 // AdamW
 
-bool AdamW::decays(const Weights& w, const std::vector<float>* t) {
+bool AdamW::decays(const Weights& w, const Tensor* t) {
     return t == &w.wq || t == &w.wk || t == &w.wv || t == &w.wo || t == &w.w1 || t == &w.w2 || t == &w.w3 ||
            t == &w.wcls;
 }
@@ -55,8 +55,8 @@ void AdamW::step(Model& model, Weights& grad, float lr) {
     t_++;
     const double c1 = 1.0 - std::pow((double)beta1_, t_), c2 = 1.0 - std::pow((double)beta2_, t_);
     for (size_t i = 0; i < params.size(); i++) {
-        std::vector<float>& p = *params[i];
-        const std::vector<float>& g = *grads[i];
+        Tensor& p = *params[i];
+        const Tensor& g = *grads[i];
         if (p.size() != m_[i].size() || g.size() != p.size()) fail("AdamW: tensor sizes changed between steps");
         const float wd = decays(model.weights, params[i]) ? wd_ : 0.0f;
         float* mi = m_[i].data();

@@ -45,7 +45,7 @@ public:
     AdamW(const Model& m, float beta1, float beta2, float eps, float weight_decay);
     void step(Model& m, Weights& grad, float lr);
     int steps_taken() const { return t_; }
-    static bool decays(const Weights& w, const std::vector<float>* tensor);
+    static bool decays(const Weights& w, const Tensor* tensor);
 
 private:
     float beta1_, beta2_, eps_, wd_;

@@ -1,5 +1,6 @@
 #include "src/model/backend.h"
 #include "src/util.h"
+#include <cstdint>
 
 PrefillOptions parse_prefill(const std::string& mode) {
     PrefillOptions o;
@@ -11,6 +12,12 @@ PrefillOptions parse_prefill(const std::string& mode) {
         return o;
     }
     fail("--prefill: unknown mode '" + mode + "' (parallel, sequential, iterations:N)");
+}
+
+PrefillOptions parse_prefill(const std::string& mode, const Model& m) {
+    PrefillOptions o = parse_prefill(mode.empty() ? (m.sequential_prefill ? "sequential" : "parallel") : mode);
+    if (mode.empty() || mode == "parallel") o.iterations = m.forward_passes + m.backward_passes;
+    return o;
 }
 
 void check_tokens(const int* tokens, size_t count, int vocab) {
@@ -37,11 +44,30 @@ Device parse_device(const std::string& s) {
     fail("--device: unknown device '" + s + "' (cpu, cuda)");
 }
 
-std::unique_ptr<Backend> make_backend(const Model& m, Device d, int batch, int context) {
+std::unique_ptr<Backend> make_backend(const Model& m, Device d, int batch, int context, CudaDecodeOptions cuda) {
     if (d == Device::CUDA) {
         std::string why;
         if (!cuda_available(&why)) fail("--device cuda: " + why);
-        return make_cuda_backend(m, batch, context);
+        return make_cuda_backend(m, batch, context, cuda);
     }
     return make_cpu_backend(m, batch, context);
+}
+
+void Backend::sample(const SamplingSettings& s, const float* draws, int* out) {
+    check_sampling(s);
+    const int V = vocab_size(), P = logit_positions();
+    if (P < 1) fail("sample: no logits yet (prefill first)");
+    const float* logits = this->logits();
+    std::vector<uint32_t> weights;
+    std::vector<int> order;
+    for (int b = 0; b < batch(); b++)
+        out[b] = sample_token(logits + ((size_t)b * P + P - 1) * V, V, s, s.greedy() ? 0.0f : draws[b], weights, order);
+    sampled_.assign(out, out + batch());
+}
+
+void Backend::decode_sample(const SamplingSettings& s, const float* draws, int* out) {
+    if (sampled_.size() != (size_t)batch()) fail("decode_sample: no tokens sampled yet (call sample after the prefill)");
+    const std::vector<int> tokens = sampled_;
+    decode(tokens.data());
+    sample(s, draws, out);
 }

@@ -3,6 +3,7 @@
 #pragma once
 #include "src/model/kv_cache.h"
 #include "src/model/model.h"
+#include "src/text/sampler.h"
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,19 @@ struct PrefillOptions {
 
 // "parallel" (default), "sequential" or "iterations:N".
 PrefillOptions parse_prefill(const std::string& mode);
+// The same for a model: "" is the prefill its checkpoint asks for (an LCKV config's
+// forward_passes + backward_passes iterations, or use_sequential), and "parallel" iterates
+// that many times.
+PrefillOptions parse_prefill(const std::string& mode, const Model& m);
+
+// What the decode steps of a backend have cost the host so far (bench plans reports it per
+// step): time spent issuing them, without waiting for the device, and runtime calls made
+// (cuda/launch.h: launches, copies, graph launches, synchronizations). Zero on the CPU.
+struct DecodeStats {
+    long steps = 0;
+    double host_seconds = 0;
+    size_t runtime_calls = 0;
+};
 
 class Backend {
 public:
@@ -38,9 +52,23 @@ public:
     virtual void read_kv(int layer, std::vector<float>& k, std::vector<float>& v) = 0;
 
     virtual int batch() const = 0;
+    virtual int vocab_size() const = 0;
     virtual int context() const = 0;
     virtual int pos() const = 0;         // tokens held per sequence
     virtual size_t kv_cache_bytes() const = 0;  // actually allocated
+
+    // Logits only when needed: the next token of every sequence from the last call's logits
+    // (its last kept position), as sample_token (src/text/sampler.h) picks it with draws[b], the
+    // sequence's uniform draw (unused when greedy); out (batch). This default samples
+    // logits() on the host; the GPU samples on the device and reads back one id per sequence.
+    virtual void sample(const SamplingSettings& s, const float* draws, int* out);
+    // decode() of the tokens the last sample() or decode_sample() returned, then sample():
+    // on the GPU one graph launch and one synchronization, the tokens never leave the device.
+    virtual void decode_sample(const SamplingSettings& s, const float* draws, int* out);
+    virtual DecodeStats decode_stats() const { return DecodeStats{}; }
+
+protected:
+    std::vector<int> sampled_;  // what the last sample() returned: the next decode's tokens
 };
 
 // Every id in tokens[0..count) lies in [0, vocab), else a clear error.
@@ -55,10 +83,18 @@ bool prefill_token_by_token(const Plan& plan, int n, const PrefillOptions& opt);
 enum class Device { CPU, CUDA };
 Device parse_device(const std::string& s);
 
+// How the GPU backend runs decode steps (cuda/forward.h): CUDA graphs or launch by launch,
+// fused or unfused kernels. Every setting gives the same results (graphs bit for bit, fused
+// within DESIGN.md's bounds); the tests compare them and bench plans can time each.
+struct CudaDecodeOptions {
+    bool graphs = true;  // capture a decode step, and a cyclic block's iteration, once; replay after
+    bool fused = true;   // cuda/decode_kernels.h's fused kernels, while the batch allows
+};
+
 // batch sequences of up to `context` tokens (0: the model's max_seq_len).
-std::unique_ptr<Backend> make_backend(const Model& m, Device d, int batch, int context = 0);
+std::unique_ptr<Backend> make_backend(const Model& m, Device d, int batch, int context = 0, CudaDecodeOptions cuda = {});
 std::unique_ptr<Backend> make_cpu_backend(const Model& m, int batch, int context = 0);
-std::unique_ptr<Backend> make_cuda_backend(const Model& m, int batch, int context = 0);
+std::unique_ptr<Backend> make_cuda_backend(const Model& m, int batch, int context = 0, CudaDecodeOptions cuda = {});
 bool cuda_available(std::string* why);
 // Free and total memory of the current GPU; false without one.
 bool cuda_memory_info(size_t* free_bytes, size_t* total_bytes);

@@ -1,5 +1,6 @@
 #include "src/model/config.h"
 #include "src/util.h"
+#include <cmath>
 
 void validate_config(const Config& c) {
     auto check = [](bool ok, const std::string& what) {
@@ -15,8 +16,8 @@ void validate_config(const Config& c) {
           "n_kv_heads " + std::to_string(c.n_kv_heads) + " must divide n_heads " + std::to_string(c.n_heads));
     check(c.vocab_size > 0 && c.vocab_size <= (1 << 22), "vocab_size " + std::to_string(c.vocab_size));
     check(c.max_seq_len > 0 && c.max_seq_len <= (1 << 20), "max_seq_len " + std::to_string(c.max_seq_len));
-    check(c.rope_theta > 0, "rope_theta");
-    check(c.norm_eps > 0 && c.norm_eps < 1, "norm_eps");
+    check(std::isfinite(c.rope_theta) && c.rope_theta > 0, "rope_theta " + std::to_string(c.rope_theta) + " (must be finite and > 0)");
+    check(c.norm_eps > 0 && c.norm_eps < 1, "norm_eps " + std::to_string(c.norm_eps) + " (must be in (0, 1))");
 }
 
 Config preset_config(const std::string& name) {

@@ -12,6 +12,6 @@ bool cuda_memory_info(size_t*, size_t*) { return false; }
 double cuda_copy_gbs(size_t, int, int, double*) { fail("this kvshare was built without CUDA"); }
 double cuda_gemm_gflops(int, int, int) { fail("this kvshare was built without CUDA"); }
 
-std::unique_ptr<Backend> make_cuda_backend(const Model&, int, int) {
+std::unique_ptr<Backend> make_cuda_backend(const Model&, int, int, CudaDecodeOptions) {
     fail("this kvshare was built without CUDA");
 }

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <memory>
 
-std::vector<std::vector<float>*> Weights::tensors() {
+std::vector<Tensor*> Weights::tensors() {
     return {&token_embedding, &rms_att, &wq, &wk, &wv, &wo, &rms_ffn, &w1, &w2, &w3, &rms_final, &wcls};
 }
 
@@ -16,22 +16,27 @@ size_t Model::n_params() const {
     return n;
 }
 
+std::vector<size_t> weight_sizes(const Config& c, const Plan& plan) {
+    const size_t L = c.n_layers, KVL = plan.n_kv_layers(), D = c.dim, H = c.hidden_dim, V = c.vocab_size;
+    const size_t QD = c.q_dim(), KD = c.kv_dim();
+    return {V * D,                               // token_embedding
+            L * D,                               // rms_att
+            L * QD * D,                          // wq
+            KVL * KD * D,                        // wk
+            KVL * KD * D,                        // wv
+            L * D * QD,                          // wo
+            L * D,                               // rms_ffn
+            L * H * D,                           // w1
+            L * D * H,                           // w2
+            L * H * D,                           // w3
+            D,                                   // rms_final
+            c.shared_classifier ? 0 : V * D};    // wcls
+}
+
 void allocate_weights(Model& m) {
-    const Config& c = m.config;
-    const size_t L = c.n_layers, KVL = m.plan.n_kv_layers(), D = c.dim, H = c.hidden_dim;
-    Weights& w = m.weights;
-    w.token_embedding.assign((size_t)c.vocab_size * D, 0.0f);
-    w.rms_att.assign(L * D, 0.0f);
-    w.wq.assign(L * c.q_dim() * D, 0.0f);
-    w.wk.assign(KVL * c.kv_dim() * D, 0.0f);
-    w.wv.assign(KVL * c.kv_dim() * D, 0.0f);
-    w.wo.assign(L * D * c.q_dim(), 0.0f);
-    w.rms_ffn.assign(L * D, 0.0f);
-    w.w1.assign(L * H * D, 0.0f);
-    w.w2.assign(L * D * H, 0.0f);
-    w.w3.assign(L * H * D, 0.0f);
-    w.rms_final.assign(D, 0.0f);
-    w.wcls.assign(c.shared_classifier ? 0 : (size_t)c.vocab_size * D, 0.0f);
+    const std::vector<size_t> sizes = weight_sizes(m.config, m.plan);
+    const std::vector<Tensor*> tensors = m.weights.tensors();
+    for (size_t i = 0; i < tensors.size(); i++) tensors[i]->assign(sizes[i], 0.0f);
 }
 
 // t[i] = scale * the (first + i)-th normal of the seed's stream (each normal takes two
@@ -39,7 +44,7 @@ void allocate_weights(Model& m) {
 // to its chunk's start, so the values are those of one generator filling tensor after
 // tensor in one loop, as this function once did: 1.1 billion normals for the TinyLlama
 // shape took minutes that way, and the same numbers now take seconds.
-static void fill_normal(std::vector<float>& t, float scale, uint64_t seed, size_t first) {
+static void fill_normal(Tensor& t, float scale, uint64_t seed, size_t first) {
     constexpr size_t CHUNK = 1 << 16;
     const long long chunks = (long long)((t.size() + CHUNK - 1) / CHUNK);
 #pragma omp parallel for schedule(dynamic)
@@ -86,24 +91,22 @@ void check_plan_applies(const Model& m, const Plan& plan) {
                  ", which this checkpoint does not hold (its plan is " + m.plan.spec() + ")");
 }
 
-Model apply_plan(const Model& m, const Plan& plan) {
-    const Config& c = m.config;
+Model apply_plan(Model m, const Plan& plan) {
     check_plan_applies(m, plan);
-    Model out{c, plan, {}};
-    out.random_weights = m.random_weights;
-    allocate_weights(out);
-    Weights& w = out.weights;
-    const Weights& from = m.weights;
-    for (auto pair : {std::make_pair(&w.token_embedding, &from.token_embedding), std::make_pair(&w.rms_att, &from.rms_att),
-                      std::make_pair(&w.wq, &from.wq), std::make_pair(&w.wo, &from.wo), std::make_pair(&w.rms_ffn, &from.rms_ffn),
-                      std::make_pair(&w.w1, &from.w1), std::make_pair(&w.w2, &from.w2), std::make_pair(&w.w3, &from.w3),
-                      std::make_pair(&w.rms_final, &from.rms_final), std::make_pair(&w.wcls, &from.wcls)})
-        *pair.first = *pair.second;
-    const size_t per = (size_t)c.kv_dim() * c.dim;
+    const Plan before = m.plan;
+    m.plan = plan;  // every other tensor stays as it is (moved in, moved out)
+    if (plan.kv_layers == before.kv_layers) return m;
+    // W_K, W_V (kv_layer, kv_dim, dim): the new plan's KV layers, in its slot order
+    const size_t per = (size_t)m.config.kv_dim() * m.config.dim;
+    Tensor wk, wv;
+    wk.allocate(plan.n_kv_layers() * per);
+    wv.allocate(plan.n_kv_layers() * per);
     for (int layer : plan.kv_layers) {
-        size_t dst = (size_t)plan.kv_slot[layer] * per, src = (size_t)m.plan.kv_slot[layer] * per;
-        std::copy(from.wk.begin() + src, from.wk.begin() + src + per, w.wk.begin() + dst);
-        std::copy(from.wv.begin() + src, from.wv.begin() + src + per, w.wv.begin() + dst);
+        const size_t dst = (size_t)plan.kv_slot[layer] * per, src = (size_t)before.kv_slot[layer] * per;
+        std::copy(m.weights.wk.begin() + src, m.weights.wk.begin() + src + per, wk.begin() + dst);
+        std::copy(m.weights.wv.begin() + src, m.weights.wv.begin() + src + per, wv.begin() + dst);
     }
-    return out;
+    m.weights.wk = std::move(wk);
+    m.weights.wv = std::move(wv);
+    return m;
 }

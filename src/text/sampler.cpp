@@ -1,76 +1,71 @@
 #include "src/text/sampler.h"
+#include "src/text/sampling_math.h"
 #include <algorithm>
 #include <cmath>
 
+void check_sampling(const SamplingSettings& s) {
+    if (!(s.temperature >= 0.0f) || !std::isfinite(s.temperature))
+        fail("temperature must be >= 0 (0 = greedy), got " + std::to_string(s.temperature));
+    if (!(s.topp >= 0.0f && s.topp <= 1.0f)) fail("top-p must be in [0, 1], got " + std::to_string(s.topp));
+}
+
 Sampler::Sampler(int vocab_size, float temperature, float topp, uint64_t seed)
-    : vocab_size_(vocab_size), temperature_(temperature), topp_(topp), rng_(seed) {
+    : vocab_size_(vocab_size), settings_{temperature, topp}, rng_(seed) {
     if (vocab_size <= 0) fail("sampler: vocab_size must be positive, got " + std::to_string(vocab_size));
-    if (!(temperature >= 0.0f) || !std::isfinite(temperature))
-        fail("temperature must be >= 0 (0 = greedy), got " + std::to_string(temperature));
-    if (!(topp >= 0.0f && topp <= 1.0f)) fail("top-p must be in [0, 1], got " + std::to_string(topp));
-    probs_.resize(vocab_size);
+    check_sampling(settings_);
+    weights_.resize(vocab_size);
     order_.resize(vocab_size);
 }
 
+float Sampler::next_draw() { return settings_.greedy() ? 0.0f : rng_.uniform(); }
+
 int Sampler::sample(const float* logits) {
-    if (temperature_ == 0.0f) return (int)(std::max_element(logits, logits + vocab_size_) - logits);
-    softmax(logits);
-    float r = rng_.uniform();
-    if (topp_ > 0.0f && topp_ < 1.0f) return sample_top_p(r);
-    return sample_all(r);
+    const float draw = next_draw();
+    return sample_token(logits, vocab_size_, settings_, draw, weights_, order_);
 }
 
-void Sampler::softmax(const float* logits) {
-    const int n = vocab_size_;
-    float max = *std::max_element(logits, logits + n);  // subtracted so exp cannot overflow
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) {
-        probs_[i] = std::exp((logits[i] - max) / temperature_);
-        sum += probs_[i];
+// The first token, in `order`'s order (ids, or the first `count` of a list), whose running
+// weight exceeds target. The caller guarantees target < the sum of those weights.
+template <class Id>
+static int first_past(uint64_t target, int count, const std::vector<uint32_t>& w, Id id) {
+    uint64_t cdf = 0;
+    for (int i = 0; i < count; i++) {
+        cdf += w[id(i)];
+        if (target < cdf) return id(i);
     }
-    for (int i = 0; i < n; i++) probs_[i] = (float)(probs_[i] / sum);
+    return id(count - 1);  // unreachable when the caller keeps its promise
 }
 
-// The first token where the running sum of probabilities passes r in [0, 1).
-int Sampler::sample_all(float r) const {
-    float cdf = 0.0f;
-    for (int i = 0; i < vocab_size_; i++) {
-        cdf += probs_[i];
-        if (r < cdf) return i;
-    }
-    return vocab_size_ - 1;  // the sum fell short of r by rounding
-}
+int sample_token(const float* logits, int n, const SamplingSettings& s, float draw, std::vector<uint32_t>& w,
+                 std::vector<int>& order) {
+    // greedy: the first of the largest logits
+    if (s.greedy()) return (int)(std::max_element(logits, logits + n) - logits);
 
-// Nucleus sampling: the fewest most-probable tokens whose mass exceeds topp, renormalized.
-int Sampler::sample_top_p(float r) {
-    const int n = vocab_size_;
-    if (n == 1) return 0;
-    // Only sort plausible candidates: below the top token, one with probability under
-    // (1 - topp) / (n - 1) cannot be in the nucleus, since all the tokens after it
-    // together hold less than 1 - topp. The top token itself always is.
-    float top = *std::max_element(probs_.begin(), probs_.end());
-    float cutoff = std::min((1.0f - topp_) / (n - 1), top);
+    const float max = *std::max_element(logits, logits + n);
+    w.resize(n);
+    uint64_t total = 0;  // >= 2^31: the largest logit's weight
+    for (int i = 0; i < n; i++) total += w[i] = sampling::token_weight(logits[i], max, s.temperature);
+    const uint32_t units = sampling::draw_units(draw);
+    if (!(s.topp > 0.0f && s.topp < 1.0f))
+        return first_past(sampling::scale_by_draw(total, units), n, w, [](int i) { return i; });
+
+    // Nucleus: the heaviest tokens, in order, until their weight exceeds the limit. A token
+    // with n x weight < total - limit cannot be in it (the mass before it would be over the
+    // limit), so only the others are sorted; they are the heaviest, so the order holds.
+    const uint64_t limit = sampling::top_p_limit(s.topp, total);
+    order.resize(n);
     int m = 0;
     for (int i = 0; i < n; i++)
-        if (probs_[i] >= cutoff) order_[m++] = i;
-    // ties by id, so the order does not depend on the sort's implementation
-    std::sort(order_.begin(), order_.begin() + m,
-              [&](int a, int b) { return probs_[a] > probs_[b] || (probs_[a] == probs_[b] && a < b); });
-
-    int last = m - 1;  // kept when rounding stops the mass short of topp
-    float mass = 0.0f;
+        if ((uint64_t)w[i] * (uint64_t)n >= total - limit) order[m++] = i;
+    std::sort(order.begin(), order.begin() + m, [&](int a, int b) { return w[a] > w[b] || (w[a] == w[b] && a < b); });
+    uint64_t mass = 0;
+    int kept = m;
     for (int i = 0; i < m; i++) {
-        mass += probs_[order_[i]];
-        if (mass > topp_) {
-            last = i;
+        mass += w[order[i]];
+        if (mass > limit) {
+            kept = i + 1;
             break;
         }
     }
-    float target = r * mass;  // r scaled to the nucleus' mass = renormalizing it
-    float cdf = 0.0f;
-    for (int i = 0; i < last; i++) {
-        cdf += probs_[order_[i]];
-        if (target < cdf) return order_[i];
-    }
-    return order_[last];
+    return first_past(sampling::scale_by_draw(mass, units), kept, w, [&](int i) { return order[i]; });
 }

@@ -34,6 +34,14 @@
 //     still read it (a missing barrier) changes under them; in random order either, per copy.
 //     Misaligned copies, a source outside every device allocation or a destination outside
 //     shared memory abort.
+//   - Streams and CUDA graphs made by stream capture: between cudaStreamBeginCapture and
+//     cudaStreamEndCapture, launches, async copies and memsets on the capturing stream are
+//     recorded, not run (a kernel's arguments are copied then, as a graph node copies them);
+//     cudaGraphLaunch runs the recorded work in order. Work on the legacy default stream
+//     while a capture is active, and the calls a capture forbids (cudaMalloc, cudaFree, the
+//     synchronous copies and memsets, cudaDeviceSynchronize, cudaStreamSynchronize, ...),
+//     fail and invalidate the capture, as on a GPU. Pinned host memory (cudaMallocHost) is
+//     tracked; a captured copy's host side must be pinned (stricter than some drivers).
 //
 // What it does NOT model:
 //   - Warp-synchronous execution: lanes run one after another, not in lockstep, between
@@ -41,7 +49,9 @@
 //   - The memory model: races show only through the order of whole barrier intervals;
 //     atomics are plain read-modify-writes (threads never switch inside one), fences do
 //     nothing, no caches (__ldg and __ldcg are plain loads), no bank conflicts.
-//   - Concurrency between blocks, streams (everything is synchronous), timing.
+//   - Concurrency between blocks and between streams: every launch and copy runs to
+//     completion when it is issued (or, captured, when its graph is launched), so a missing
+//     synchronization before the host reads a result cannot show; no timing.
 //   - GPU float rounding: expf, sincosf, ... are glibc's, fused multiply-adds happen
 //     where g++ chooses, not where nvcc would.
 //   - Device limits beyond those above (registers, occupancy, grid.x range of old GPUs).
@@ -51,6 +61,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <tuple>
 #include <type_traits>
 
@@ -170,18 +181,29 @@ struct LaunchConfig {
     int line;
     dim3 grid, block;
     size_t dynamic_smem;
+    cudaStream_t stream;
 };
 // Runs every thread of every block: thread_body(args) per thread. Checks the configuration
 // first and, like the runtime, only records a bad one for cudaGetLastError.
 void run_grid(const LaunchConfig& config, void (*thread_body)(const void*), const void* args);
+
+// Work issued to a stream: run now, or recorded when the stream is capturing (the function
+// then keeps copies of everything it needs, as a graph node does). False, with the error
+// recorded for cudaGetLastError, when the stream may not take work now.
+bool issue(cudaStream_t stream, const char* what, std::function<void()> work);
+// The runtime's checks of a launch's shape: false, with the error recorded, when it fails.
+bool check_launch(const LaunchConfig& config);
 
 template <class... P>
 class Launch {
 public:
     Launch(void (*kernel)(P...), const LaunchConfig& config) : kernel_(kernel), config_(config) {}
     void operator()(P... args) const {
-        const Call call{kernel_, std::tuple<P...>(args...)};
-        run_grid(config_, &Launch::body, &call);
+        if (!check_launch(config_)) return;  // like the runtime: only cudaGetLastError tells
+        // the arguments are copied here, at the launch, whether it runs now or is captured
+        issue(config_.stream, config_.name, [config = config_, call = Call{kernel_, std::tuple<P...>(args...)}] {
+            run_grid(config, &Launch::body, &call);
+        });
     }
 
 private:
@@ -202,8 +224,9 @@ private:
 // `kvs_emu::launch(kernel, "kernel", __FILE__, __LINE__, grid, block, smem, stream)(args)`.
 template <class... P>
 Launch<P...> launch(void (*kernel)(P...), const char* name, const char* file, int line, dim3 grid, dim3 block,
-                    size_t dynamic_smem = 0, cudaStream_t = nullptr) {
-    return Launch<P...>(kernel, LaunchConfig{reinterpret_cast<const void*>(kernel), name, file, line, grid, block, dynamic_smem});
+                    size_t dynamic_smem = 0, cudaStream_t stream = nullptr) {
+    return Launch<P...>(kernel,
+                        LaunchConfig{reinterpret_cast<const void*>(kernel), name, file, line, grid, block, dynamic_smem, stream});
 }
 
 }  // namespace kvs_emu
@@ -239,6 +262,9 @@ enum cudaError {
     cudaErrorIllegalInstruction = 715,
     cudaErrorMisalignedAddress = 716,
     cudaErrorLaunchFailure = 719,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorStreamCaptureImplicit = 906,
 };
 typedef cudaError cudaError_t;
 
@@ -275,6 +301,25 @@ struct cudaDeviceProp {
 
 struct CUevent_st;
 typedef CUevent_st* cudaEvent_t;
+struct CUgraph_st;
+typedef CUgraph_st* cudaGraph_t;
+struct CUgraphExec_st;
+typedef CUgraphExec_st* cudaGraphExec_t;
+struct CUgraphNode_st;
+typedef CUgraphNode_st* cudaGraphNode_t;
+
+enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2,
+};
+enum cudaStreamCaptureStatus {
+    cudaStreamCaptureStatusNone = 0,
+    cudaStreamCaptureStatusActive = 1,
+    cudaStreamCaptureStatusInvalidated = 2,
+};
+constexpr unsigned cudaStreamDefault = 0x0, cudaStreamNonBlocking = 0x1;
+constexpr unsigned cudaHostAllocDefault = 0x0;
 
 cudaError_t cudaGetDeviceCount(int* count);
 cudaError_t cudaGetDevice(int* device);
@@ -312,3 +357,28 @@ cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
+
+// Streams. A stream is a queue of work; here work runs when it is issued, so a stream only
+// matters while it captures.
+cudaError_t cudaStreamCreate(cudaStream_t* stream);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t stream);
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status);
+
+// Graphs made by capture: a list of recorded work, run in order by cudaGraphLaunch.
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count);  // count only: nodes null
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+
+// Pinned (page-locked) host memory: ordinary memory here, remembered as pinned.
+cudaError_t cudaMallocHost(void** p, size_t bytes);
+template <class T>
+cudaError_t cudaMallocHost(T** p, size_t bytes) {
+    return cudaMallocHost(reinterpret_cast<void**>(p), bytes);
+}
+cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned flags);
+cudaError_t cudaFreeHost(void* p);

@@ -595,8 +595,9 @@ bool device_side(cudaMemcpyKind kind, bool dst) {
     }
 }
 
-cudaError_t copy_2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
-                    cudaMemcpyKind kind, const char* what) {
+// Checks a copy of `height` rows of `width` bytes (and resolves cudaMemcpyDefault).
+cudaError_t check_copy_2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                          cudaMemcpyKind& kind, const char* what) {
     if (kind == cudaMemcpyDefault) {
         if (on_device(dst, 1)) kind = on_device(src, 1) ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice;
         else kind = on_device(src, 1) ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost;
@@ -607,16 +608,22 @@ cudaError_t copy_2d(void* dst, size_t dpitch, const void* src, size_t spitch, si
         return fail(cudaErrorInvalidValue, "%s: the destination is not inside one device allocation", what);
     if (device_side(kind, false) && !device_rows(src, spitch, width, height))
         return fail(cudaErrorInvalidValue, "%s: the source is not inside one device allocation", what);
-    for (size_t r = 0; r < height && width > 0; r++)
-        std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
     return cudaSuccess;
 }
 
-cudaError_t set_2d(void* p, size_t pitch, int value, size_t width, size_t height, const char* what) {
+void do_copy_2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height) {
+    for (size_t r = 0; r < height && width > 0; r++)
+        std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+}
+
+cudaError_t check_set_2d(void* p, size_t pitch, size_t width, size_t height, const char* what) {
     if (!device_rows(p, pitch, width, height))
         return fail(cudaErrorInvalidValue, "%s: the range is not inside one device allocation", what);
-    for (size_t r = 0; r < height && width > 0; r++) std::memset(static_cast<char*>(p) + r * pitch, value, width);
     return cudaSuccess;
+}
+
+void do_set_2d(void* p, size_t pitch, int value, size_t width, size_t height) {
+    for (size_t r = 0; r < height && width > 0; r++) std::memset(static_cast<char*>(p) + r * pitch, value, width);
 }
 
 std::map<const void*, size_t>& dynamic_smem_attribute() {  // cudaFuncSetAttribute's
@@ -643,7 +650,111 @@ cudaError_t check_config(const LaunchConfig& c) {
     return cudaSuccess;
 }
 
+// ---------------------------------------------------------------------------------------
+// pinned host memory, streams and capture
+
+std::map<uintptr_t, size_t>& pinned() {  // start -> bytes, from cudaMallocHost
+    static std::map<uintptr_t, size_t> m;
+    return m;
+}
+
+bool is_pinned(const void* p, size_t bytes) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    auto it = pinned().upper_bound(a);
+    if (it == pinned().begin()) return false;
+    --it;
+    return a - it->first <= it->second && bytes <= it->second - (a - it->first);
+}
+
+// The host side of a copy, if it has one, lies in pinned memory.
+bool host_side_pinned(cudaMemcpyKind kind, void* dst, size_t dpitch, const void* src, size_t spitch, size_t width,
+                      size_t height) {
+    const size_t dspan = height == 0 ? 0 : (height - 1) * dpitch + width, sspan = height == 0 ? 0 : (height - 1) * spitch + width;
+    if (kind == cudaMemcpyHostToDevice) return is_pinned(src, sspan);
+    if (kind == cudaMemcpyDeviceToHost) return is_pinned(dst, dspan);
+    if (kind == cudaMemcpyHostToHost) return is_pinned(src, sspan) && is_pinned(dst, dspan);
+    return true;
+}
+
+std::vector<cudaStream_t>& capturing_streams() {
+    static std::vector<cudaStream_t> s;
+    return s;
+}
+
 }  // namespace
+}  // namespace kvs_emu
+
+struct CUgraph_st {
+    std::vector<std::function<void()>> nodes;  // recorded work, in stream order
+};
+struct CUgraphExec_st {
+    std::vector<std::function<void()>> nodes;
+};
+struct CUstream_st {
+    bool capturing = false;
+    bool invalidated = false;  // a forbidden call during the capture: EndCapture fails
+    CUgraph_st* graph = nullptr;
+};
+
+namespace kvs_emu {
+namespace {
+
+// A call that a capture forbids invalidates every capture in progress (the tests run one
+// host thread, so global and thread-local capture modes are the same here).
+bool refused_during_capture(const char* what) {
+    if (capturing_streams().empty()) return false;
+    for (cudaStream_t s : capturing_streams()) s->invalidated = true;
+    fail(cudaErrorStreamCaptureUnsupported, "%s while a stream is being captured: not allowed (the capture is invalidated)", what);
+    return true;
+}
+
+}  // namespace
+
+bool issue(cudaStream_t stream, const char* what, std::function<void()> work) {
+    if (stream && stream->capturing) {
+        if (stream->invalidated) {
+            fail(cudaErrorStreamCaptureInvalidated);
+            return false;
+        }
+        stream->graph->nodes.push_back(std::move(work));
+        return true;
+    }
+    if (!stream && !capturing_streams().empty()) {
+        // the legacy default stream waits for every other stream: it would join the capture
+        for (cudaStream_t s : capturing_streams()) s->invalidated = true;
+        fail(cudaErrorStreamCaptureImplicit, "%s on the legacy default stream while a stream is being captured", what);
+        return false;
+    }
+    work();
+    return true;
+}
+
+namespace {
+// An async copy or memset: checked now, then issued; a captured one checks again when its
+// graph runs (the memory may have been freed since).
+cudaError_t issue_copy(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                       cudaMemcpyKind kind, cudaStream_t stream, const char* what) {
+    if (const cudaError_t e = check_copy_2d(dst, dpitch, src, spitch, width, height, kind, what)) return e;
+    if (stream && stream->capturing && !host_side_pinned(kind, dst, dpitch, src, spitch, width, height))
+        return fail(cudaErrorInvalidValue, "%s: a captured copy's host memory must be pinned (cudaMallocHost)", what);
+    const bool ok = issue(stream, what, [=] {
+        cudaMemcpyKind k = kind;
+        if (check_copy_2d(dst, dpitch, src, spitch, width, height, k, what) == cudaSuccess)
+            do_copy_2d(dst, dpitch, src, spitch, width, height);
+    });
+    return ok ? cudaSuccess : last_error;
+}
+
+cudaError_t issue_set(void* p, size_t pitch, int value, size_t width, size_t height, cudaStream_t stream, const char* what) {
+    if (const cudaError_t e = check_set_2d(p, pitch, width, height, what)) return e;
+    const bool ok = issue(stream, what, [=] {
+        if (check_set_2d(p, pitch, width, height, what) == cudaSuccess) do_set_2d(p, pitch, value, width, height);
+    });
+    return ok ? cudaSuccess : last_error;
+}
+}  // namespace
+
+bool check_launch(const LaunchConfig& config) { return check_config(config) == cudaSuccess; }
 
 // ---------------------------------------------------------------------------------------
 // the device side of the built-ins
@@ -854,9 +965,14 @@ cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int v
     return cudaSuccess;
 }
 
-// Launches and copies are synchronous: waiting only reports a trapped kernel.
-cudaError_t cudaDeviceSynchronize() { return wait_for_device(); }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return wait_for_device(); }
+// Launches and copies run when issued: waiting only reports a trapped kernel, and a
+// capture in progress forbids it.
+cudaError_t cudaDeviceSynchronize() {
+    return refused_during_capture("cudaDeviceSynchronize") ? last_error : wait_for_device();
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+    return refused_during_capture("cudaStreamSynchronize") ? last_error : wait_for_device();
+}
 
 cudaError_t cudaGetLastError() {
     const cudaError_t e = last_error;
@@ -880,6 +996,9 @@ const char* cudaGetErrorName(cudaError_t err) {
         case cudaErrorIllegalInstruction: return "cudaErrorIllegalInstruction";
         case cudaErrorMisalignedAddress: return "cudaErrorMisalignedAddress";
         case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+        case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+        case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+        case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
     }
     return "unrecognized error code";
 }
@@ -898,6 +1017,9 @@ const char* cudaGetErrorString(cudaError_t err) {
         case cudaErrorIllegalInstruction: return "an illegal instruction was encountered";
         case cudaErrorMisalignedAddress: return "misaligned address";
         case cudaErrorLaunchFailure: return "unspecified launch failure";
+        case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+        case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+        case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
     }
     return "unrecognized error code";
 }
@@ -906,6 +1028,7 @@ const char* cudaGetErrorString(cudaError_t err) {
 // (NaN as floats) so that what no kernel wrote shows.
 cudaError_t cudaMalloc(void** p, size_t bytes) {
     *p = nullptr;
+    if (refused_during_capture("cudaMalloc")) return last_error;
     if (bytes == 0) return cudaSuccess;
     if (bytes > DEVICE_BYTES - allocated_bytes) return fail(cudaErrorMemoryAllocation);
     void* mem = nullptr;
@@ -918,6 +1041,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
 }
 
 cudaError_t cudaFree(void* p) {
+    if (refused_during_capture("cudaFree")) return last_error;
     if (!p) return cudaSuccess;
     auto it = allocations().find(reinterpret_cast<uintptr_t>(p));
     if (it == allocations().end()) return fail(cudaErrorInvalidValue, "cudaFree: %p is not a device allocation", p);
@@ -933,38 +1057,40 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
     return cudaSuccess;
 }
 
+// The synchronous copies and memsets run on the legacy default stream and wait for it.
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-    if (const cudaError_t e = wait_for_device()) return e;
-    return copy_2d(dst, bytes, src, bytes, bytes, 1, kind, "cudaMemcpy");
+    return cudaMemcpy2D(dst, bytes, src, bytes, bytes, 1, kind);
 }
 
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-    return copy_2d(dst, bytes, src, bytes, bytes, 1, kind, "cudaMemcpyAsync");
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+    return issue_copy(dst, bytes, src, bytes, bytes, 1, kind, stream, "cudaMemcpyAsync");
 }
 
 cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
                          cudaMemcpyKind kind) {
+    if (refused_during_capture("a synchronous cudaMemcpy")) return last_error;
     if (const cudaError_t e = wait_for_device()) return e;
-    return copy_2d(dst, dpitch, src, spitch, width, height, kind, "cudaMemcpy2D");
+    return issue_copy(dst, dpitch, src, spitch, width, height, kind, nullptr, "cudaMemcpy2D");
 }
 
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
-                              cudaMemcpyKind kind, cudaStream_t) {
-    return copy_2d(dst, dpitch, src, spitch, width, height, kind, "cudaMemcpy2DAsync");
+                              cudaMemcpyKind kind, cudaStream_t stream) {
+    return issue_copy(dst, dpitch, src, spitch, width, height, kind, stream, "cudaMemcpy2DAsync");
 }
 
-cudaError_t cudaMemset(void* p, int value, size_t bytes) { return set_2d(p, bytes, value, bytes, 1, "cudaMemset"); }
+cudaError_t cudaMemset(void* p, int value, size_t bytes) { return cudaMemset2D(p, bytes, value, bytes, 1); }
 
-cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
-    return set_2d(p, bytes, value, bytes, 1, "cudaMemsetAsync");
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream) {
+    return issue_set(p, bytes, value, bytes, 1, stream, "cudaMemsetAsync");
 }
 
 cudaError_t cudaMemset2D(void* p, size_t pitch, int value, size_t width, size_t height) {
-    return set_2d(p, pitch, value, width, height, "cudaMemset2D");
+    if (refused_during_capture("a synchronous cudaMemset")) return last_error;
+    return issue_set(p, pitch, value, width, height, nullptr, "cudaMemset2D");
 }
 
-cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int value, size_t width, size_t height, cudaStream_t) {
-    return set_2d(p, pitch, value, width, height, "cudaMemset2DAsync");
+cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int value, size_t width, size_t height, cudaStream_t stream) {
+    return issue_set(p, pitch, value, width, height, stream, "cudaMemset2DAsync");
 }
 
 // Events hold the host time of their record: launches are synchronous, so it is the time
@@ -984,20 +1110,135 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
     return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     if (!event) return fail(cudaErrorInvalidResourceHandle);
+    if (stream && stream->capturing)  // a GPU records a node; events inside graphs are not emulated
+        return fail(cudaErrorStreamCaptureUnsupported, "cudaEventRecord on a capturing stream: not emulated");
+    if (!stream && !capturing_streams().empty())
+        return refused_during_capture("cudaEventRecord on the legacy default stream") ? last_error : cudaSuccess;
     event->at = std::chrono::steady_clock::now();
     event->recorded = true;
     return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
-    return event ? wait_for_device() : fail(cudaErrorInvalidResourceHandle);
+    if (!event) return fail(cudaErrorInvalidResourceHandle);
+    return refused_during_capture("cudaEventSynchronize") ? last_error : wait_for_device();
 }
 
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
     if (!start || !end) return fail(cudaErrorInvalidResourceHandle);
     if (!start->recorded || !end->recorded) return fail(cudaErrorInvalidResourceHandle);
     *ms = std::chrono::duration<float, std::milli>(end->at - start->at).count();
+    return cudaSuccess;
+}
+
+// ---------------------------------------------------------------------------------------
+// streams, capture and graphs
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, cudaStreamDefault); }
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
+    *stream = new CUstream_st;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+    if (!stream) return fail(cudaErrorInvalidResourceHandle);
+    if (stream->capturing) return fail(cudaErrorInvalidValue, "cudaStreamDestroy: the stream is being captured");
+    delete stream;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+    if (!stream) return fail(cudaErrorStreamCaptureUnsupported, "cudaStreamBeginCapture: the legacy default stream cannot be captured");
+    if (stream->capturing) return fail(cudaErrorInvalidValue, "cudaStreamBeginCapture: the stream is already being captured");
+    stream->capturing = true;
+    stream->invalidated = false;
+    stream->graph = new CUgraph_st;
+    capturing_streams().push_back(stream);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+    *graph = nullptr;
+    if (!stream || !stream->capturing) return fail(cudaErrorInvalidValue, "cudaStreamEndCapture: the stream is not being captured");
+    auto& all = capturing_streams();
+    all.erase(std::find(all.begin(), all.end(), stream));
+    stream->capturing = false;
+    CUgraph_st* g = stream->graph;
+    stream->graph = nullptr;
+    if (stream->invalidated) {
+        delete g;
+        return fail(cudaErrorStreamCaptureInvalidated);
+    }
+    *graph = g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+    if (!stream) *status = cudaStreamCaptureStatusNone;
+    else if (!stream->capturing) *status = cudaStreamCaptureStatusNone;
+    else *status = stream->invalidated ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+    *exec = nullptr;
+    if (!graph) return fail(cudaErrorInvalidValue, "cudaGraphInstantiate: no graph");
+    *exec = new CUgraphExec_st{graph->nodes};
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+    if (!exec) return fail(cudaErrorInvalidValue, "cudaGraphLaunch: no graph");
+    if (stream && stream->capturing) return fail(cudaErrorStreamCaptureUnsupported, "cudaGraphLaunch into a capture: not emulated");
+    return issue(stream, "cudaGraphLaunch", [exec] {
+               for (const auto& node : exec->nodes) node();
+           })
+               ? cudaSuccess
+               : last_error;
+}
+
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count) {
+    if (!graph || nodes) return fail(cudaErrorInvalidValue, "cudaGraphGetNodes: only the count of a graph is emulated");
+    *count = graph->nodes.size();
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    delete graph;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    delete exec;
+    return cudaSuccess;
+}
+
+// ---------------------------------------------------------------------------------------
+// pinned host memory
+
+cudaError_t cudaMallocHost(void** p, size_t bytes) { return cudaHostAlloc(p, bytes, cudaHostAllocDefault); }
+
+cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) {
+    *p = nullptr;
+    if (refused_during_capture("cudaMallocHost")) return last_error;
+    if (bytes == 0) return cudaSuccess;
+    void* mem = nullptr;
+    if (posix_memalign(&mem, 256, bytes) != 0) return fail(cudaErrorMemoryAllocation);
+    std::memset(mem, 0xFF, bytes);  // like device memory: unwritten data shows as NaN
+    pinned()[reinterpret_cast<uintptr_t>(mem)] = bytes;
+    *p = mem;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void* p) {
+    if (refused_during_capture("cudaFreeHost")) return last_error;
+    if (!p) return cudaSuccess;
+    auto it = pinned().find(reinterpret_cast<uintptr_t>(p));
+    if (it == pinned().end()) return fail(cudaErrorInvalidValue, "cudaFreeHost: %p is not pinned host memory", p);
+    pinned().erase(it);
+    std::free(p);
     return cudaSuccess;
 }
