@@ -45,6 +45,9 @@
 #   gemm_decode_b1_best_pct_copy      the best GEMM at one row (4096 x 11008), % of copy
 #   memory_kernels_pct_copy           the weakest of the memory-bound kernels' best versions
 #   attention_prefill_best_pct_sgemm  prefill attention at 2048 tokens, % of the SGEMM rate
+#   attention_prefill_pct_fma_2048    auto prefill attention at 2048 tokens (TinyLlama heads), % of FMA
+#   gemm_dispatch_min_pct_cublas_n32plus  gemm(0)'s weakest TinyLlama projection, 32..2048 rows, % cuBLAS
+#   gemm_dispatch_min_pct_copy_n_lt32 gemm(0)'s weakest TinyLlama projection below 32 rows, % of copy
 #   attention_decode_best_pct_copy    decode attention's weaker shape at its best version
 #   decode_bB_M[_P]_tok_s             decode tokens/s of standard (or P) (bench plans)
 #   decode_bB_M[_P]_pct_copy          the bytes a decode step must read, as % of copy
@@ -69,7 +72,9 @@
 #   tests, sanitize-*  30 s  side by side: the [cuda] tests (CPU references of small     150 s
 #                            models) and four sanitizers over about 200 small launches,
 #                            where instrumenting each kernel once dominates
-#   kernels            10 s  GEMM v1 at 4096^3 leads: 137 GFLOP at 1 to 3 TFLOP/s, 6 runs  60 s
+#   kernels            15 s  GEMM v1 at 4096^3: 137 GFLOP at 1 to 3 TFLOP/s, 6 runs; the     60 s
+#                            model-shape table: 81 shapes x 8 variants x 4 batches of ~1 ms,
+#                            and v1, v2 over 0.6 TFLOP of shapes 4 times
 #   plans-stories15M    8 s  5 plans x 2 devices x 4 rounds of 32 + 64 tokens, a step of   40 s
 #                            milliseconds on either
 #   plans-tinyllama    12 s  3 random 1.1B models: 24 CPU-s of random numbers each on      60 s

@@ -8,6 +8,10 @@
 //   2 tiled                   a block takes 16 queries of one head and walks the visible
 //                             positions in tiles of 32 keys staged in shared memory; online
 //                             softmax per query, so the score matrix never exists in full
+//   3 flash                   FlashAttention-2 style: 64 (position, head) rows of a KV group
+//                             per block, 64- or 32-key tiles double-buffered by cp.async,
+//                             register micro-tiles for scores and output, float4 shared reads,
+//                             the blocks of the last positions first
 // Decode (attention_decode_gpu), one query per sequence:
 //   1 warp per (sequence, head), version 1 of prefill with n = 1
 //   2 split                   the positions are cut into chunks; a block takes one chunk of
@@ -15,6 +19,7 @@
 //                             and writes a partial (max, sum, weighted V) to the caller's
 //                             workspace; a second kernel merges the chunks. Fills the GPU
 //                             even for batch 1, long context.
+#include "cuda/async_copy.cuh"
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
 
@@ -227,6 +232,260 @@ void launch_prefill_tiled(float* out, const float* q, const float* k, const floa
 }
 
 // ---------------------------------------------------------------------------------------
+// Version 3 of prefill: FlashAttention-2 style, fp32 on the CUDA cores. What changes from v2:
+//  - one block takes 64 query rows of one KV head's group: rows are (position, query head)
+//    pairs in position-major order, so all G heads of a position sit in one block and each K/V
+//    tile loaded to shared memory serves 64 rows, whatever G is (v2: 16 queries of one head,
+//    K/V read again for every head of a group);
+//  - key tiles of 64 (head_size <= 64) or 32, double-buffered and filled by cp.async (16-byte
+//    copies when head_size % 4 == 0) while the previous tile is computed;
+//  - register micro-tiles: a warp owns 8 rows; lane (lr, lc) scores 4 rows x BK/16 keys
+//    (keys lc + 16 jj), reading q and k rows as float4 along head_size (4 + BK/16 shared loads
+//    per 16 BK/16 multiply-adds), then accumulates O for the same 4 rows x dimensions
+//    4 (16 g + lc) .. + 3, from P (written to shared memory key-major, read as a float4 of the
+//    4 rows) and V rows as float4 (1 + NG loads per 16 NG multiply-adds);
+//  - the running max is exact in every lane of a row (a max over 16 lanes), the running sum
+//    stays per lane and is added up once at the end;
+//  - the blocks of the last positions, which see the most keys, are scheduled first;
+//  - row strides padded so float4 reads of 4 or 8 consecutive rows are conflict-free.
+// Masks, out-of-range keys (zeros, so p = 0 never meets NaN) and the empty row (exact zeros)
+// as in v2.
+constexpr int FA_ROWS = 64, FA_THREADS = 256, FA_P_LD = FA_ROWS + 4;
+
+// NG float4 groups of output per lane: head_size <= 64 NG.
+int flash_groups(int head_size) { return head_size <= 64 ? 1 : head_size <= 128 ? 2 : 4; }
+__host__ __device__ constexpr int flash_keys(int ng) { return ng == 1 ? 64 : 32; }  // keys per tile
+// head_size rounded up to 4, then padded so that (stride / 4) is odd: consecutive rows start
+// in different groups of 4 banks.
+__host__ __device__ inline int flash_ld(int hs) {
+    const int hsp = (hs + 3) / 4 * 4;
+    return (hsp / 4) % 2 == 1 ? hsp : hsp + 4;
+}
+size_t flash_smem_bytes(int ng, int hs) {
+    const size_t ld = flash_ld(hs), bk = flash_keys(ng);
+    // Q [64][ld], K and V [2][bk][ld] each, P [bk][68]: 104 KB for head_size 64 (two blocks per
+    // SM on an H100), 110 KB for 128, 208 KB for 256
+    return sizeof(float) * ((FA_ROWS + 4 * bk) * ld + bk * FA_P_LD);
+}
+
+template <int NG>
+__global__ void __launch_bounds__(FA_THREADS, NG == 4 ? 1 : 2) attn_prefill_flash_kernel(
+    float* __restrict__ out, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, int n,
+    int p0, int context, bool strict, int n_heads, int n_kv_heads, int hs, float scale, bool vec) {
+    constexpr int BK = flash_keys(NG), KPL = BK / 16;  // keys per tile, per lane
+    extern __shared__ float smem[];
+    const int ld = flash_ld(hs), hsp = (hs + 3) / 4 * 4;
+    float* const qs = smem;                // [FA_ROWS][ld]
+    float* const ks = qs + FA_ROWS * ld;   // [2][BK][ld]
+    float* const vs = ks + 2 * BK * ld;    // [2][BK][ld]
+    float* const ps = vs + 2 * BK * ld;    // [BK][FA_P_LD]: this tile's probabilities, key-major
+    const int tid = threadIdx.x, lane = tid % WARP, warp = tid / WARP;
+    const int lr = lane / 16, lc = lane % 16;
+    const int G = n_heads / n_kv_heads, rows = n * G;  // (position, head) rows of this KV group
+    const int f0 = (gridDim.x - 1 - blockIdx.x) * FA_ROWS;  // the last rows, which see the most keys, first
+    const int kvh = blockIdx.y, b = blockIdx.z;
+    const int diag = strict ? 0 : 1;
+    const int kv_end = p0 + (min(f0 + FA_ROWS, rows) - 1) / G + diag;  // keys the block's last position sees
+    const int q_dim = n_heads * hs, kv_dim = n_kv_heads * hs;
+    const float* const kb = k + (size_t)b * context * kv_dim + (size_t)kvh * hs;
+    const float* const vb = v + (size_t)b * context * kv_dim + (size_t)kvh * hs;
+    auto q_offset = [&](int f) {  // row f = (position f / G, head kvh G + f % G) in q and out
+        const int t = f / G;
+        return ((size_t)b * n + t) * q_dim + (size_t)(kvh * G + f - t * G) * hs;
+    };
+
+    // Copies walk a [rows][units] grid row-major, `width` floats per unit (4: 16-byte copies,
+    // or 1); each thread starts at unit tid and steps FA_THREADS units: no division per copy.
+    const int width = vec ? 4 : 1, units = hsp / width;
+    const int r_step = FA_THREADS / units, u_step = FA_THREADS % units;
+    auto copy = [&](float* dst, const float* src, const float* fallback, bool ok) {
+        if (vec)
+            cp_async16(dst, ok ? src : fallback, ok);
+        else
+            cp_async4(dst, ok ? src : fallback, ok);
+    };
+    auto load_kv = [&](int tile, int buf) {
+        float* const kd = ks + buf * BK * ld;
+        float* const vd = vs + buf * BK * ld;
+        for (int r = tid / units, u = tid % units; r < BK;) {
+            const int s = tile * BK + r, dd = u * width;
+            const bool ok = s < kv_end && dd < hs;  // zeros past the last visible key and head_size
+            const size_t off = (size_t)s * kv_dim + dd;
+            copy(kd + r * ld + dd, kb + off, kb, ok);
+            copy(vd + r * ld + dd, vb + off, vb, ok);
+            r += r_step;
+            u += u_step;
+            if (u >= units) {
+                u -= units;
+                r++;
+            }
+        }
+    };
+    for (int r = tid / units, u = tid % units; r < FA_ROWS;) {  // the block's 64 query rows, once
+        const int f = f0 + r, dd = u * width;
+        const bool ok = f < rows && dd < hs;
+        copy(qs + r * ld + dd, ok ? q + q_offset(f) + dd : q, q, ok);
+        r += r_step;
+        u += u_step;
+        if (u >= units) {
+            u -= units;
+            r++;
+        }
+    }
+    const int tiles = (kv_end + BK - 1) / BK;  // block-uniform
+    if (tiles > 0) load_kv(0, 0);
+    cp_async_commit();  // group 0: Q and the first tile
+
+    // this lane's rows: warp * 8 + lr * 4 + i
+    const int row = warp * 8 + lr * 4;
+    int vis[4];
+    float m[4], l[4], o[4][NG][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int f = f0 + row + i;
+        vis[i] = f < rows ? p0 + f / G + diag : 0;  // rows past the last see nothing, write nothing
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+#pragma unroll
+        for (int g = 0; g < NG; g++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) o[i][g][c] = 0.0f;
+    }
+    const float* const q_lane = qs + row * ld;
+
+    for (int t = 0; t < tiles; t++) {
+        const int buf = t & 1;
+        if (t + 1 < tiles) load_kv(t + 1, buf ^ 1);  // its buffer was freed by the barrier ending t - 1
+        cp_async_commit();
+        cp_async_wait<1>();  // all but the newest group: tile t (and Q) have landed for this thread
+        __syncthreads();     // ... and for every thread
+        const float* const kt = ks + buf * BK * ld;
+        const float* const vt = vs + buf * BK * ld;
+
+        // S = Q K^T for 4 rows x KPL keys, float4 steps along head_size
+        float sc[4][KPL];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int jj = 0; jj < KPL; jj++) sc[i][jj] = 0.0f;
+#pragma unroll 1  // unrolled, the next steps' loads push head_size 64 past 128 registers
+        for (int dq = 0; dq < hsp; dq += 4) {
+            float4 qv[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) qv[i] = *reinterpret_cast<const float4*>(q_lane + i * ld + dq);
+#pragma unroll
+            for (int jj = 0; jj < KPL; jj++) {
+                const float4 kv = *reinterpret_cast<const float4*>(kt + (lc + 16 * jj) * ld + dq);
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    sc[i][jj] += qv[i].x * kv.x;
+                    sc[i][jj] += qv[i].y * kv.y;
+                    sc[i][jj] += qv[i].z * kv.z;
+                    sc[i][jj] += qv[i].w * kv.w;
+                }
+            }
+        }
+
+        // online softmax: the tile's max over the 16 lanes of each row, then p = exp(s - max)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float mt = -INFINITY;
+#pragma unroll
+            for (int jj = 0; jj < KPL; jj++) {
+                const int s = t * BK + lc + 16 * jj;
+                sc[i][jj] = s < vis[i] ? sc[i][jj] * scale : -INFINITY;
+                mt = fmaxf(mt, sc[i][jj]);
+            }
+#pragma unroll
+            for (int off = 8; off > 0; off >>= 1) mt = fmaxf(mt, __shfl_xor_sync(FULL_MASK, mt, off));
+            const float mn = fmaxf(m[i], mt);
+            float alpha = 1.0f, sum = 0.0f;
+            if (mn != -INFINITY) {  // the same in the row's 16 lanes; nothing visible yet: no change
+                alpha = expf(m[i] - mn);  // 0 the first time (m = -inf)
+#pragma unroll
+                for (int jj = 0; jj < KPL; jj++) {
+                    sc[i][jj] = expf(sc[i][jj] - mn);
+                    sum += sc[i][jj];
+                }
+            } else {
+#pragma unroll
+                for (int jj = 0; jj < KPL; jj++) sc[i][jj] = 0.0f;
+            }
+            m[i] = mn;
+            l[i] = l[i] * alpha + sum;
+#pragma unroll
+            for (int g = 0; g < NG; g++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) o[i][g][c] *= alpha;
+        }
+#pragma unroll
+        for (int jj = 0; jj < KPL; jj++)
+            *reinterpret_cast<float4*>(ps + (lc + 16 * jj) * FA_P_LD + row) = make_float4(sc[0][jj], sc[1][jj], sc[2][jj], sc[3][jj]);
+        __syncwarp();  // this warp's P is written (only its own lanes read these rows)
+
+        // O += P V: 4 rows x 4 dimensions per float4 group
+#pragma unroll 8
+        for (int j = 0; j < BK; j++) {
+            const float4 p = *reinterpret_cast<const float4*>(ps + j * FA_P_LD + row);
+#pragma unroll
+            for (int g = 0; g < NG; g++) {
+                const int dd = 4 * (16 * g + lc);
+                if (dd >= hsp) break;  // lanes past head_size (small heads) idle here
+                const float4 vv = *reinterpret_cast<const float4*>(vt + j * ld + dd);
+                const float pr[4] = {p.x, p.y, p.z, p.w};
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    o[i][g][0] += pr[i] * vv.x;
+                    o[i][g][1] += pr[i] * vv.y;
+                    o[i][g][2] += pr[i] * vv.z;
+                    o[i][g][3] += pr[i] * vv.w;
+                }
+            }
+        }
+        __syncthreads();  // K, V of `buf` and P are consumed before tile t + 2 and the next P
+    }
+
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float li = l[i];
+#pragma unroll
+        for (int off = 8; off > 0; off >>= 1) li += __shfl_xor_sync(FULL_MASK, li, off);  // the row's 16 lanes
+        const int f = f0 + row + i;
+        if (f >= rows) continue;
+        float* const orow = out + q_offset(f);
+#pragma unroll
+        for (int g = 0; g < NG; g++) {
+            const int dd = 4 * (16 * g + lc);
+            if (dd >= hs) break;
+            float r4[4];
+#pragma unroll
+            for (int c = 0; c < 4; c++) r4[c] = li > 0.0f ? o[i][g][c] / li : 0.0f;  // nothing visible: zeros
+            if (vec) {
+                *reinterpret_cast<float4*>(orow + dd) = make_float4(r4[0], r4[1], r4[2], r4[3]);
+            } else {
+#pragma unroll
+                for (int c = 0; c < 4; c++)
+                    if (dd + c < hs) orow[dd + c] = r4[c];
+            }
+        }
+    }
+}
+
+template <int NG>
+void launch_prefill_flash(float* out, const float* q, const float* k, const float* v, int batch, int n, int p0,
+                          int context, bool strict, int n_heads, int n_kv_heads, int hs, float scale) {
+    const size_t rows = (size_t)n * (n_heads / n_kv_heads);
+    if (rows > (size_t)INT32_MAX) bad_args("attention prefill: too many query rows for one launch");
+    const size_t bytes = flash_smem_bytes(NG, hs);
+    allow_dynamic_smem((const void*)attn_prefill_flash_kernel<NG>, bytes);
+    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
+    const dim3 grid((unsigned)ceil_div(rows, (size_t)FA_ROWS), n_kv_heads, batch);
+    attn_prefill_flash_kernel<NG><<<grid, FA_THREADS, bytes, launch_stream()>>>(out, q, k, v, n, p0, context, strict, n_heads, n_kv_heads,
+                                                                hs, scale, vec);
+    CUDA_CHECK_LAST("attn_prefill_flash_kernel");
+}
+
+// ---------------------------------------------------------------------------------------
 // Version 2 of decode: split along the positions, then merge.
 // part: (batch, n_heads, splits, 2 + hs) = max, sum of exp(score - max), sum of exp * V.
 constexpr int DEC_THREADS = 256;
@@ -407,14 +666,14 @@ void check_shape(const char* what, int batch, int n_heads, int n_kv_heads, int h
         bad_args(w + ": head_size must be 1.." + std::to_string(MAX_HEAD_SIZE) + " (got " + std::to_string(head_size) + ")");
 }
 
-const char* const kPrefillNames[] = {"auto", "warp-per-query", "tiled-online"};
+const char* const kPrefillNames[] = {"auto", "warp-per-query", "tiled-online", "flash"};
 const char* const kDecodeNames[] = {"auto", "warp-per-head", "split-merge"};
 
 }  // namespace
 
-int attention_prefill_versions() { return 2; }
+int attention_prefill_versions() { return 3; }
 const char* attention_prefill_version_name(int version) {
-    return version >= 0 && version <= 2 ? kPrefillNames[version] : "unknown";
+    return version >= 0 && version <= 3 ? kPrefillNames[version] : "unknown";
 }
 int attention_decode_versions() { return 2; }
 const char* attention_decode_version_name(int version) {
@@ -427,8 +686,9 @@ void attention_prefill_gpu(int version, float* out, const float* q, const float*
     if (n < 0 || p0 < 0 || (size_t)p0 + n > (size_t)context)
         bad_args("attention prefill: positions " + std::to_string(p0) + ".." + std::to_string(p0 + n) +
                  " do not fit a context of " + std::to_string(context));
-    if (version == 0) version = 2;
-    if (version < 1 || version > 2) bad_args("attention prefill: no version " + std::to_string(version) + " (1..2, 0 = auto)");
+    if (version == 0)  // v3 where the GPU's shared memory holds its tiles (head_size 256: 204 KB, not on an A100)
+        version = flash_smem_bytes(flash_groups(head_size), head_size) <= max_block_smem() ? 3 : 2;
+    if (version < 1 || version > 3) bad_args("attention prefill: no version " + std::to_string(version) + " (1..3, 0 = auto)");
     if (batch == 0 || n == 0) return;
     const float scale = 1.0f / sqrtf((float)head_size);
     const int dpl = dims_per_lane(head_size);
@@ -438,6 +698,12 @@ void attention_prefill_gpu(int version, float* out, const float* q, const float*
             case 2: launch_warp<2>(out, q, k, v, batch, n, p0, context, strict, n_heads, n_kv_heads, head_size, scale); break;
             case 4: launch_warp<4>(out, q, k, v, batch, n, p0, context, strict, n_heads, n_kv_heads, head_size, scale); break;
             default: launch_warp<8>(out, q, k, v, batch, n, p0, context, strict, n_heads, n_kv_heads, head_size, scale); break;
+        }
+    } else if (version == 3) {
+        switch (flash_groups(head_size)) {
+            case 1: launch_prefill_flash<1>(out, q, k, v, batch, n, p0, context, strict, n_heads, n_kv_heads, head_size, scale); break;
+            case 2: launch_prefill_flash<2>(out, q, k, v, batch, n, p0, context, strict, n_heads, n_kv_heads, head_size, scale); break;
+            default: launch_prefill_flash<4>(out, q, k, v, batch, n, p0, context, strict, n_heads, n_kv_heads, head_size, scale); break;
         }
     } else {
         switch (dpl) {

@@ -7,7 +7,14 @@
 //   4 float4 + double buf.  as 3, with 16-byte loads and the next tile loaded while the
 //                           current one is multiplied
 //   5 matrix-vector         warp per output column, for small n (decode)
+//   6 warp-tiled            128x128 block tile of 8 warps, 8x8 per thread, warps 4x8 threads;
+//                           a 3-stage cp.async pipeline feeds shared memory straight from global
+//   7 small grid            version 6's kernel with a tile sized to n (one block row for
+//                           n <= 128: skinny) and K split over up to 16 blocks per tile
+// gemm(0, ...) picks one by shape: the table in cuda/gemm_plan.h.
+#include "cuda/async_copy.cuh"
 #include "cuda/common.cuh"
+#include "cuda/gemm_plan.h"
 #include "cuda/kernels.h"
 
 using namespace kvk;
@@ -290,9 +297,199 @@ void launch_gemv(float* out, const float* x, const float* w, int n, int k, int d
     CUDA_CHECK_LAST();
 }
 
-const char* const kNames[] = {"auto", "naive", "smem-tiled", "register-blocked", "float4+double-buffer", "matvec"};
-constexpr int kVersions = 5;
-constexpr int kGemvMaxN = 16;  // auto: up to this many rows the matrix-vector kernel wins
+// ---------------------------------------------------------------------------------------
+// Versions 6 and 7: warp tiling and a cp.async pipeline. Tile shapes: kGemmTiles in
+// cuda/gemm_plan.h.
+//
+// Shared memory keeps the global layout, each row along k: xs[stage][m][LD], ws[stage][c][LD]
+// with LD = BK + 4. So cp.async copies 4 consecutive k of one row, 16 bytes, straight from
+// global memory into place: no staging registers (version 4 spends 16 of its 128 on them) and
+// no transposing stores. The dot products then run along k too, 4 at a time: per step of 4 k a
+// thread reads its TM x rows as float4 (kept in 4 TM registers) and its TN w rows one float4
+// at a time, and does 4 TM TN multiply-adds: one 16-byte shared load per 4 TM TN / (TM + TN)
+// multiply-adds (8x8: 16 loads per 256; 4x4: 8 per 64).
+//
+// Warp tiling: a warp is 4 x 8 threads; thread (ty, tx) of warp (wm, wn) owns the rows
+// wm*4*TM + ty + 4i and the columns wn*8*TN + tx + 8j of the tile. For one i the warp reads 4
+// consecutive x rows, for one j 8 consecutive w rows, at the same k; with LD / 4 odd, the rows
+// start in different groups of 4 banks, so each float4 read is free of bank conflicts, and the
+// lanes that share a row get it by broadcast. The warp's 32 threads cover a compact 4TM x 8TN
+// block of out (32 x 64 for 8x8), which needs fewer distinct shared bytes per multiply-add than
+// version 4's 2 x 16 strip of threads.
+//
+// Pipeline (STAGES buffers): tiles t+1 .. t+STAGES-1 are in flight while tile t is multiplied;
+// one __syncthreads per tile both publishes tile t (after each thread's own cp_async_wait) and
+// frees the buffer of tile t-1 for the next copies.
+//
+// Split K (gridDim.z > 1, version 7): block z takes k in [z k_slice, (z+1) k_slice), writes its
+// partial tile to g_split_partials, and the last block of the tile to arrive (an atomic counter
+// per tile) adds the partials up in split order: the same order on every run, so the result is
+// deterministic whichever block finishes last. The scratch is a fixed __device__ array, one per
+// GPU: every kvshare launch goes to the default stream, where two GEMMs never overlap; the
+// counters are reset by the block that finishes a tile, ready for the next launch.
+
+__device__ float g_split_partials[kGemmSplitScratchFloats];  // (split, n, d) partial outputs
+__device__ unsigned g_split_tickets[kGemmSplitMaxTiles] = {};  // blocks of a tile done so far
+
+// rows [row0, row0 + ROWS) x k [k0, k0 + BK) of src (rows of k floats) into dst [ROWS][LD];
+// zeros past `rows` or `kend`. vec: 16-byte copies (k % 4 == 0, src 16-byte aligned), else 4.
+// A thread copies the same k offset of rows r0, r0 + STEP, r0 + 2 STEP, ...: one running
+// pointer and one stride, so the addresses cost two registers, not one pointer per copy.
+template <int ROWS, int BK, int LD, int THREADS>
+__device__ __forceinline__ void load_tile(float* dst, const float* src, int row0, int rows, int k, int k0, int kend,
+                                          bool vec, int tid) {
+    const int width = vec ? BK / 4 : BK;  // copies per row
+    const int r0 = tid / width, kk = tid % width * (vec ? 4 : 1);
+    const int step = THREADS / width;     // rows between one thread's copies
+    const bool k_ok = k0 + kk < kend;     // vec: kend % 4 == 0, so all 4 are in range or none
+    const float* p = src + (size_t)(row0 + r0) * k + k0 + kk;
+    const size_t stride = (size_t)step * k;
+    if (vec) {
+        constexpr int STEP = THREADS / (BK / 4);
+        static_assert(THREADS % (BK / 4) == 0 && ROWS % STEP == 0, "whole rows of float4 chunks");
+#pragma unroll
+        for (int i = 0; i < ROWS / STEP; i++, p += stride) {
+            const int r = r0 + i * STEP;
+            const bool ok = k_ok && row0 + r < rows;
+            cp_async16(dst + r * LD + kk, ok ? p : src, ok);
+        }
+    } else {
+        constexpr int STEP = THREADS / BK;
+        static_assert(THREADS % BK == 0 && ROWS % STEP == 0, "whole rows of floats");
+#pragma unroll 1  // the fallback (k % 4 != 0 or unaligned rows): kept small, not fast
+        for (int i = 0; i < ROWS / STEP; i++, p += stride) {
+            const int r = r0 + i * STEP;
+            const bool ok = k_ok && row0 + r < rows;
+            cp_async4(dst + r * LD + kk, ok ? p : src, ok);
+        }
+    }
+}
+
+// THREADS = (BM / TM) * (BN / TN). At most 128 registers per thread, so that 512 threads fit
+// an SM's 64K registers: two blocks of 256, four of 128, eight of 64.
+template <int BM, int BN, int TM, int TN, int BK, int STAGES, int THREADS>
+__global__ void __launch_bounds__(THREADS, 512 / THREADS) gemm_warptile_kernel(float* __restrict__ out,
+                                                                               const float* __restrict__ x,
+                                                                               const float* __restrict__ w, int n,
+                                                                               int k, int d, int k_slice, bool vec) {
+    constexpr int LD = BK + 4, WARPS_N = BN / (8 * TN);
+    static_assert(THREADS == (BM / TM) * (BN / TN), "one thread per TM x TN tile");
+    // An 8x8 thread tile holds 64 accumulators and 32 floats of x rows: unrolling the steps of
+    // 4 k as well lets the compiler fetch the next step's rows early and spill past the 128
+    // registers two blocks per SM allow. Rolled, the loop costs ~10 instructions per 256 FFMA.
+    [[maybe_unused]] constexpr int KQ_UNROLL = TM * TN >= 64 ? 1 : BK / 4;  // g++ (the emulator) ignores the pragma
+    static_assert(BM % (4 * TM) == 0 && BN % (8 * TN) == 0, "warps of 4 x 8 threads tile the block");
+    static_assert(BK % 4 == 0 && (LD / 4) % 2 == 1, "LD / 4 odd: conflict-free float4 rows");
+    extern __shared__ float smem[];
+    float* const xs = smem;                     // [STAGES][BM][LD]
+    float* const ws = smem + STAGES * BM * LD;  // [STAGES][BN][LD]
+    const int tid = threadIdx.x, lane = tid % WARP, warp = tid / WARP;
+    const int row0 = blockIdx.x * BM, col0 = blockIdx.y * BN;
+    const int kbeg = blockIdx.z * k_slice, kend = min(k, kbeg + k_slice);
+    const int tiles = kend > kbeg ? (kend - kbeg + BK - 1) / BK : 0;  // block-uniform
+    const int ty = warp / WARPS_N * 4 * TM + lane / 8;  // this thread's first row and column
+    const int tx = warp % WARPS_N * 8 * TN + lane % 8;
+
+    auto load = [&](int t) {
+        const int stage = t % STAGES, k0 = kbeg + t * BK;
+        load_tile<BM, BK, LD, THREADS>(xs + stage * BM * LD, x, row0, n, k, k0, kend, vec, tid);
+        load_tile<BN, BK, LD, THREADS>(ws + stage * BN * LD, w, col0, d, k, k0, kend, vec, tid);
+    };
+
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
+
+#pragma unroll
+    for (int t = 0; t < STAGES - 1; t++) {  // prologue: the first STAGES - 1 tiles in flight
+        if (t < tiles) load(t);
+        cp_async_commit();  // an empty group when there is no tile: the counts stay uniform
+    }
+    for (int t = 0; t < tiles; t++) {
+        cp_async_wait<STAGES - 2>();  // this thread's copies of tile t have landed
+        __syncthreads();              // everyone's have; and everyone is done with tile t - 1
+        if (t + STAGES - 1 < tiles) load(t + STAGES - 1);  // into tile t - 1's buffer
+        cp_async_commit();
+        const float* xt = xs + t % STAGES * BM * LD + ty * LD;
+        const float* wt = ws + t % STAGES * BN * LD + tx * LD;
+#pragma unroll KQ_UNROLL
+        for (int kq = 0; kq < BK; kq += 4) {
+            float4 a[TM];
+#pragma unroll
+            for (int i = 0; i < TM; i++) a[i] = *reinterpret_cast<const float4*>(xt + 4 * i * LD + kq);
+#pragma unroll
+            for (int j = 0; j < TN; j++) {
+                const float4 b = *reinterpret_cast<const float4*>(wt + 8 * j * LD + kq);
+#pragma unroll
+                for (int i = 0; i < TM; i++) {
+                    acc[i][j] += a[i].x * b.x;
+                    acc[i][j] += a[i].y * b.y;
+                    acc[i][j] += a[i].z * b.z;
+                    acc[i][j] += a[i].w * b.w;
+                }
+            }
+        }
+    }
+
+    // A warp's store for one (i, j) writes 4 rows x 8 consecutive floats: one 32-byte sector each.
+    float* const dst = gridDim.z == 1 ? out : g_split_partials + (size_t)blockIdx.z * n * d;
+#pragma unroll
+    for (int i = 0; i < TM; i++) {
+        const int r = row0 + ty + 4 * i;
+        if (r >= n) continue;
+#pragma unroll
+        for (int j = 0; j < TN; j++) {
+            const int c = col0 + tx + 8 * j;
+            if (c < d) dst[(size_t)r * d + c] = acc[i][j];
+        }
+    }
+    if (gridDim.z == 1) return;
+
+    __shared__ unsigned arrived;
+    __threadfence();  // this thread's partials are visible to every block before the count below
+    __syncthreads();
+    const unsigned tile = blockIdx.y * gridDim.x + blockIdx.x;
+    if (tid == 0) {
+        arrived = atomicAdd(&g_split_tickets[tile], 1u);
+        if (arrived == gridDim.z - 1) g_split_tickets[tile] = 0;  // every split has counted: reset
+    }
+    __syncthreads();
+    if (arrived != gridDim.z - 1) return;  // block-uniform: not the last split of this tile
+    __threadfence();
+    for (int e = tid; e < BM * BN; e += THREADS) {  // consecutive threads, consecutive columns
+        const int r = row0 + e / BN, c = col0 + e % BN;
+        if (r >= n || c >= d) continue;
+        const float* p = g_split_partials + (size_t)r * d + c;
+        float s = 0.0f;
+        for (unsigned z = 0; z < gridDim.z; z++) s += __ldcg(p + (size_t)z * n * d);  // L2: written by other SMs
+        out[(size_t)r * d + c] = s;
+    }
+}
+
+// The dynamic shared memory limit is raised once per GPU, not on every launch.
+template <int TILE>
+void launch_warptile(float* out, const float* x, const float* w, int n, int k, int d, int splits) {
+    constexpr GemmTile T = kGemmTiles[TILE];
+    const size_t smem = sizeof(float) * T.stages * (T.bm + T.bn) * (T.bk + 4);
+    static bool raised[64] = {};
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev >= 64 || !raised[dev]) {
+        allow_dynamic_smem((const void*)gemm_warptile_kernel<T.bm, T.bn, T.tm, T.tn, T.bk, T.stages, T.threads>, smem);
+        if (dev < 64) raised[dev] = true;
+    }
+    const int slice = gemm_split_k_slice(TILE, k, splits);
+    const bool vec = k % 4 == 0 && aligned16(x) && aligned16(w);
+    const dim3 grid(ceil_div(n, T.bm), ceil_div(d, T.bn), splits);
+    gemm_warptile_kernel<T.bm, T.bn, T.tm, T.tn, T.bk, T.stages, T.threads><<<grid, T.threads, smem, launch_stream()>>>(out, x, w, n, k, d, slice, vec);
+    CUDA_CHECK_LAST("gemm_warptile_kernel");
+}
+
+const char* const kNames[] = {"auto",  "naive",  "smem-tiled", "register-blocked", "float4+double-buffer",
+                              "matvec", "warp-tiled cp.async", "small-grid split-K"};
+constexpr int kVersions = 7;
 
 }  // namespace
 
@@ -304,10 +501,32 @@ const char* gemm_version_name(int version) {
 
 void gemm(int version, float* out, const float* x, const float* w, int n, int k, int d) {
     if (n < 0 || k < 0 || d < 0) bad_args("gemm: negative size");
-    if (version == 0) version = n <= kGemvMaxN ? 5 : 4;
+    if (version < 0 || version > kVersions)
+        bad_args("gemm: no version " + std::to_string(version) + " (1.." + std::to_string(kVersions) + ", 0 = auto)");
     if (n == 0 || d == 0) return;
-    if (ceil_div(n, 8) > 65535) bad_args("gemm: n too large for the grid (" + std::to_string(n) + " rows)");
-    switch (version) {
+    const int sms = version == 0 || version == 7 ? num_sms() : 1;  // only the small-grid choices depend on it
+    gemm_run(gemm_plan(version, n, k, d, sms), out, x, w, n, k, d);
+}
+
+void gemm_run(const GemmPlan& plan, float* out, const float* x, const float* w, int n, int k, int d) {
+    if (n < 0 || k < 0 || d < 0) bad_args("gemm: negative size");
+    if (n == 0 || d == 0) return;
+    if (plan.version < 1 || plan.version > kVersions)
+        bad_args("gemm: no version " + std::to_string(plan.version) + " (1.." + std::to_string(kVersions) + ")");
+    if (plan.version <= 4 && ceil_div(n, 8) > 65535)
+        bad_args("gemm: n too large for the grid (" + std::to_string(n) + " rows)");
+    if (plan.version >= 6) {
+        if (plan.tile < 0 || plan.tile >= GEMM_TILES) bad_args("gemm: no tile configuration " + std::to_string(plan.tile));
+        if (plan.splits < 1 || plan.splits > kGemmMaxSplits)
+            bad_args("gemm: " + std::to_string(plan.splits) + " splits (1.." + std::to_string(kGemmMaxSplits) + ")");
+        if (gemm_ceil_div(d, kGemmTiles[plan.tile].bn) > 65535)
+            bad_args("gemm: d too large for the grid (" + std::to_string(d) + " columns)");
+        if (plan.splits > 1 && ((size_t)plan.splits * n * d > kGemmSplitScratchFloats ||
+                                gemm_tile_count(plan.tile, n, d) > kGemmSplitMaxTiles))
+            bad_args("gemm: " + std::to_string(plan.splits) + " splits of a " + std::to_string(n) + " x " +
+                     std::to_string(d) + " output do not fit the split-K scratch");
+    }
+    switch (plan.version) {
         case 1: {
             const dim3 block(32, 8), grid(ceil_div(d, 32), ceil_div(n, 8));
             gemm_naive_kernel<<<grid, block, 0, launch_stream()>>>(out, x, w, n, k, d);
@@ -338,7 +557,13 @@ void gemm(int version, float* out, const float* x, const float* w, int n, int k,
             if (n <= 4) return launch_gemv<4>(out, x, w, n, k, d);
             return launch_gemv<8>(out, x, w, n, k, d);
         default:
-            bad_args("gemm: no version " + std::to_string(version) + " (1.." + std::to_string(kVersions) + ", 0 = auto)");
+            switch (plan.tile) {
+                case GEMM_TILE_128x128: return launch_warptile<GEMM_TILE_128x128>(out, x, w, n, k, d, plan.splits);
+                case GEMM_TILE_16x64: return launch_warptile<GEMM_TILE_16x64>(out, x, w, n, k, d, plan.splits);
+                case GEMM_TILE_32x64: return launch_warptile<GEMM_TILE_32x64>(out, x, w, n, k, d, plan.splits);
+                case GEMM_TILE_64x64: return launch_warptile<GEMM_TILE_64x64>(out, x, w, n, k, d, plan.splits);
+                default: return launch_warptile<GEMM_TILE_128x64>(out, x, w, n, k, d, plan.splits);
+            }
     }
     CUDA_CHECK_LAST();
 }

@@ -83,18 +83,33 @@ std::string error_of(Work work) {
 
 }  // namespace
 
-std::vector<float> check_gemm(int version, const std::vector<float>& x, const std::vector<float>& w, int n, int k, int d,
-                              int offset) {
+namespace {
+template <class Launch>  // launch(out, x, w) on device pointers
+std::vector<float> checked_gemm(const Launch& launch, const std::vector<float>& x, const std::vector<float>& w, int n,
+                                int k, int d, int offset) {
     expect_size("check_gemm x", x.size(), (size_t)n * k);
     expect_size("check_gemm w", w.size(), (size_t)d * k);
     Guarded<float> dx(x.size(), offset), dw(w.size(), offset), dout((size_t)n * d);
     dx.upload(x);
     dw.upload(w);
-    gemm(version, dout.data(), dx.data(), dw.data(), n, k, d);
+    launch(dout.data(), dx.data(), dw.data());
     finish();
     dx.download("gemm (x)");
     dw.download("gemm (w)");
     return dout.download("gemm");
+}
+}  // namespace
+
+std::vector<float> check_gemm(int version, const std::vector<float>& x, const std::vector<float>& w, int n, int k, int d,
+                              int offset) {
+    return checked_gemm([&](float* out, const float* dx, const float* dw) { gemm(version, out, dx, dw, n, k, d); }, x, w,
+                        n, k, d, offset);
+}
+
+std::vector<float> check_gemm_plan(const GemmPlan& plan, const std::vector<float>& x, const std::vector<float>& w, int n,
+                                   int k, int d, int offset) {
+    return checked_gemm([&](float* out, const float* dx, const float* dw) { gemm_run(plan, out, dx, dw, n, k, d); }, x,
+                        w, n, k, d, offset);
 }
 
 std::vector<float> check_softmax(int version, const std::vector<float>& x, int rows, int n) {

@@ -4,6 +4,7 @@
 // synchronizes and copies the result back. Every device buffer carries NaN guard zones
 // on both sides; a kernel that writes outside its output throws std::runtime_error.
 #pragma once
+#include "cuda/gemm_plan.h"
 #include "reference/ops.h"
 #include <cstddef>
 #include <string>
@@ -13,6 +14,9 @@
 // alignment, to exercise the kernels' scalar fallbacks).
 std::vector<float> check_gemm(int version, const std::vector<float>& x, const std::vector<float>& w, int n, int k, int d,
                               int offset = 0);
+// The same for one explicit plan (a tile configuration and split count: gemm_run).
+std::vector<float> check_gemm_plan(const GemmPlan& plan, const std::vector<float>& x, const std::vector<float>& w, int n,
+                                   int k, int d, int offset = 0);
 // In place on x (rows, n): the result replaces x.
 std::vector<float> check_softmax(int version, const std::vector<float>& x, int rows, int n);
 std::vector<float> check_rmsnorm(int version, const std::vector<float>& x, const std::vector<float>& weight, int n, int dim,

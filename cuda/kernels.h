@@ -9,6 +9,7 @@
 //   from naive to fast), and 0 picks the best for the shape. The same semantics as the
 //   reference op of the same name in reference/ops.h, fp32 throughout.
 #pragma once
+#include "cuda/gemm_plan.h"
 #include "cuda/launch.h"
 #include "reference/ops.h"  // RopeStyle
 #include <cstddef>
@@ -21,10 +22,16 @@ void set_cuda_sync_after_launch(bool on);
 
 // ---- GEMM: out (n, d) = x (n, k) @ w (d, k)^T, row-major (reference matmul) ----
 // 1 naive, 2 shared-memory tiles, 3 register blocking (8x8 per thread),
-// 4 float4 loads + double buffering, 5 matrix-vector (warp per output row, for small n).
+// 4 float4 loads + double buffering, 5 matrix-vector (warp per output row, for small n),
+// 6 warp-tiled 128x128 with a cp.async pipeline, 7 version 6's kernel with tiles sized to n
+// and split K (small grids, skinny n). 0 follows gemm_plan (cuda/gemm_plan.h) for the shape.
+// Split K keeps its partial sums in a fixed scratch per GPU: two GEMMs must not run at once
+// on different streams (kvshare launches everything on the default stream).
 int gemm_versions();
 const char* gemm_version_name(int version);
 void gemm(int version, float* out, const float* x, const float* w, int n, int k, int d);
+// Runs one explicit plan (any tile configuration and split count): tests and benchmarks.
+void gemm_run(const GemmPlan& plan, float* out, const float* x, const float* w, int n, int k, int d);
 
 // ---- softmax: in place, row-wise over `rows` rows of n values, numerically safe ----
 // 1 thread per row, 2 block per row with a shared-memory tree, 3 block per row, one-pass
@@ -56,7 +63,8 @@ void embedding_gpu(float* out, const float* token_embedding, const int* tokens, 
 // Query at p sees s <= p, or s < p when strict; query head h reads kv head
 // h / (n_heads / n_kv_heads); scale 1/sqrt(head_size); zeros when nothing is visible.
 // head_size <= 256.
-// Prefill: 1 warp per (query, head), 2 tiles of 16 queries x 32 keys with online softmax.
+// Prefill: 1 warp per (query, head), 2 tiles of 16 queries x 32 keys with online softmax,
+// 3 FlashAttention-2 style: 64 (position, head) rows of a KV group x 64- or 32-key tiles.
 int attention_prefill_versions();
 const char* attention_prefill_version_name(int version);
 void attention_prefill_gpu(int version, float* out, const float* q, const float* k, const float* v, int batch, int n,

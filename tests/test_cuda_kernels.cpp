@@ -3,9 +3,187 @@
 // 1) within 1e-5 for element-wise ops and 1e-4 for GEMM and attention; random inputs with
 // the seed shown on failure; shapes that are not multiples of tiles or warps; outputs
 // filled with NaN before each launch and guard zones around every buffer (kernel_check.h).
-// Without a GPU every case prints SKIPPED and passes.
-#ifdef KVSHARE_CUDA
+// Without a GPU every case prints SKIPPED and passes (the emulated build runs them on the CPU).
+// The GEMM dispatch table (cuda/gemm_plan.h) is a pure function, checked in every build.
 #include <catch2/catch.hpp>
+#include "cuda/gemm_plan.h"
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace {
+
+// The shapes issue 14 lists: every projection of TinyLlama-1.1B and stories15M (wk/wv and
+// w1/w3 share a shape), at these rows n (batch in decode, prompt tokens in prefill), on the
+// 132 SMs of an H100 / H200 SXM.
+struct Projection {
+    const char* model;
+    const char* name;
+    int k, d;  // out (n, d) = x (n, k) @ w (d, k)^T
+};
+const Projection kProjections[] = {
+    {"TinyLlama", "wq, wo", 2048, 2048},         {"TinyLlama", "wk, wv", 2048, 256},
+    {"TinyLlama", "w1, w3", 2048, 5632},         {"TinyLlama", "w2", 5632, 2048},
+    {"TinyLlama", "classifier", 2048, 32000},    {"stories15M", "wq, wk, wv, wo", 288, 288},
+    {"stories15M", "w1, w3", 288, 768},          {"stories15M", "w2", 768, 288},
+    {"stories15M", "classifier", 288, 32000}};
+const int kRows[] = {1, 4, 16, 32, 64, 128, 256, 512, 2048};
+constexpr int kH100Sms = 132;
+
+// A roofline model of one GEMM on the H100 SXM datasheet (132 SMs at 1.98 GHz, 128 fp32 FMA
+// per clock per SM, 3.35 TB/s): the larger of moving the operands (and split K's partial
+// sums) once at full bandwidth and the multiply-adds of the busiest SM, padding included, at
+// full rate. It knows nothing about a kernel's efficiency; what it sees is what made the old
+// batch cliff: padding rows, and SMs left idle by a small grid.
+struct Launch {
+    long long blocks;
+    double fma_per_block;
+    double extra_bytes;  // split K's partials, written and read
+};
+
+Launch launch_of(const GemmPlan& p, int n, int k, int d) {
+    if (p.version == 5) return {(d + 7) / 8, 8.0 * n * k, 0};  // a warp per column, 8 per block, rows not padded
+    if (p.version == 4) return {gemm_tile_count(GEMM_TILE_128x128, n, d), 128.0 * 128 * (double)((k + 15) / 16 * 16), 0};
+    const GemmTile& t = kGemmTiles[p.tile];
+    const double slice = gemm_split_k_slice(p.tile, k, p.splits);
+    return {gemm_tile_count(p.tile, n, d) * p.splits, (double)t.bm * t.bn * slice,
+            p.splits > 1 ? 2.0 * 4 * p.splits * (double)n * d : 0.0};
+}
+
+double modeled_us(const GemmPlan& p, int n, int k, int d) {
+    const Launch l = launch_of(p, n, k, d);
+    const double bytes = 4.0 * ((double)d * k + (double)n * k + (double)n * d) + l.extra_bytes;
+    const double busiest = (double)((l.blocks + kH100Sms - 1) / kH100Sms) * l.fma_per_block;
+    return std::max(bytes / 3.35e12, busiest / (128 * 1.98e9)) * 1e6;
+}
+
+// The dispatch before issue 14: the matrix-vector kernel up to 16 rows, 128x128 tiles above.
+GemmPlan old_plan(int n) {
+    GemmPlan p;
+    p.version = n <= 16 ? 5 : 4;
+    return p;
+}
+
+// Rows per microsecond never fall as n grows through the listed sizes (the model's, with a
+// little slack for rounding); returns the first shape where they do, or "".
+template <class PlanFor>
+std::string first_cliff(const Projection& pr, const PlanFor& plan_for) {
+    double prev_rate = 0;
+    int prev_n = 0;
+    for (int n : kRows) {
+        const double rate = n / modeled_us(plan_for(n, pr), n, pr.k, pr.d);
+        if (rate < prev_rate / 1.001)
+            return std::string(pr.model) + " " + pr.name + ": n " + std::to_string(prev_n) + " -> " + std::to_string(n) +
+                   ", rows/us " + std::to_string(prev_rate) + " -> " + std::to_string(rate);
+        prev_rate = std::max(prev_rate, rate);
+        prev_n = n;
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("gemm dispatch: each rule of the table at every listed shape", "[gemm-plan]") {
+    for (const Projection& pr : kProjections)
+        for (int n : kRows) {
+            const GemmPlan p = gemm_plan(0, n, pr.k, pr.d, kH100Sms);
+            CAPTURE(pr.model, pr.name, n, pr.k, pr.d, p.version, p.tile, p.splits, p.why);
+            if (n <= kGemmMatvecMaxRows) {
+                CHECK(p.version == 5);
+                continue;
+            }
+            REQUIRE((p.version == 6 || p.version == 7));
+            REQUIRE((p.tile >= 0 && p.tile < GEMM_TILES));
+            const GemmTile& t = kGemmTiles[p.tile];
+            const long long tiles = gemm_tile_count(p.tile, n, pr.d);
+            if (n <= kGemmSkinnyMaxRows) {
+                // skinny: one block row spans every x row, so each w element is read by one block
+                CHECK(p.version == 7);
+                CHECK(t.bm >= n);
+                CHECK((t.bm == 16 || t.bm < 2 * n));  // never more padding rows than real ones past 16
+            } else if (gemm_tile_count(GEMM_TILE_128x128, n, pr.d) >= kGemmMinBlocksPerSM * kH100Sms) {
+                CHECK(p.version == 6);
+                CHECK(p.tile == GEMM_TILE_128x128);
+            } else {
+                CHECK(p.version == 7);
+                CHECK(p.tile == GEMM_TILE_128x64);
+            }
+            CHECK(p.splits >= 1);
+            CHECK(p.splits <= kGemmMaxSplits);
+            if (p.version == 6) CHECK(p.splits == 1);
+            if (p.splits == 1) continue;
+            // split K: the partials fit the scratch, every split has k to do, each slice is whole stages
+            const int slice = gemm_split_k_slice(p.tile, pr.k, p.splits);
+            CHECK((double)p.splits * n * pr.d <= (double)kGemmSplitScratchFloats);
+            CHECK(tiles <= kGemmSplitMaxTiles);
+            CHECK(slice % t.bk == 0);
+            CHECK(slice >= kGemmMinSplitK);
+            CHECK((long long)slice * (p.splits - 1) < pr.k);
+            // no more splits than 1.5 blocks per SM needs; fewer only where a limit stops them
+            CHECK(tiles * ((p.splits + 1) / 2) < kGemmMinBlocksPerSM * kH100Sms);
+            const bool enough = tiles * p.splits >= kGemmMinBlocksPerSM * kH100Sms;
+            const bool at_limit = 2 * p.splits > kGemmMaxSplits || pr.k / (2 * p.splits) < kGemmMinSplitK ||
+                                  2.0 * p.splits * n * pr.d > (double)kGemmSplitScratchFloats;
+            CHECK((enough || at_limit));
+        }
+}
+
+TEST_CASE("gemm dispatch: hand-worked choices on 132 SMs", "[gemm-plan]") {
+    struct Case {
+        int n, k, d;
+        int version, tile, splits;
+    };
+    const Case cases[] = {
+        // TinyLlama classifier, batch 1: matrix-vector
+        {1, 2048, 32000, 5, -1, 1},
+        // wq at batch 32: 32x64 tiles, 32 of them; 198 blocks wanted: x4 = 128 too few, x8 = 256
+        {32, 2048, 2048, 7, GEMM_TILE_32x64, 8},
+        // w2 at batch 16: 16x64, 32 tiles, x8 = 256; slices of 5632 / 8 = 704 = 22 stages of 32
+        {16, 5632, 2048, 7, GEMM_TILE_16x64, 8},
+        // wk at 2048 rows: 128x128 gives 16 x 2 = 32 blocks (< 198); 128x64 gives 64, x4 = 256
+        // (partials 4 x 2048 x 256 = 2M floats, within the 4M scratch)
+        {2048, 2048, 256, 7, GEMM_TILE_128x64, 4},
+        // wq at 2048 rows: 16 x 16 = 256 blocks of 128x128 >= 198
+        {2048, 2048, 2048, 6, GEMM_TILE_128x128, 1},
+        // w1 at 512 rows: 128x128 gives 4 x 44 = 176 < 198; 128x64 gives 4 x 88 = 352, no split
+        {512, 2048, 5632, 7, GEMM_TILE_128x64, 1},
+        // stories15M wq at batch 16: 5 tiles of 16x64; k = 288: two splits of 144 (>= 128), not
+        // four (72); the slice rounds up to 160 (5 stages of 32), so splits of 160 and 128
+        {16, 288, 288, 7, GEMM_TILE_16x64, 2},
+        // 65 rows of wq: the 128-row tile (63 padding rows), 1 x 32 tiles, x8 = 256
+        {65, 2048, 2048, 7, GEMM_TILE_128x64, 8},
+    };
+    for (const Case& c : cases) {
+        const GemmPlan p = gemm_plan(0, c.n, c.k, c.d, kH100Sms);
+        CAPTURE(c.n, c.k, c.d, p.version, p.tile, p.splits, p.why);
+        CHECK(p.version == c.version);
+        CHECK(p.tile == c.tile);
+        CHECK(p.splits == c.splits);
+    }
+    // explicit versions: 6 is always the 128x128 tile whole; 7 sizes its tile to n
+    CHECK(gemm_plan(6, 32, 2048, 2048, kH100Sms).tile == GEMM_TILE_128x128);
+    CHECK(gemm_plan(6, 32, 2048, 2048, kH100Sms).splits == 1);
+    CHECK(gemm_plan(7, 3000, 64, 64, kH100Sms).tile == GEMM_TILE_128x64);
+    CHECK(gemm_plan(3, 32, 2048, 2048, kH100Sms).version == 3);
+    // fewer SMs, fewer splits: the emulator's pretend GPU has 4
+    CHECK(gemm_plan(0, 32, 2048, 2048, 4).splits == 1);  // 32 tiles >= 6 blocks
+}
+
+TEST_CASE("gemm dispatch: no batch cliff in the roofline model, where the old table had one", "[gemm-plan]") {
+    for (const Projection& pr : kProjections) {
+        if (std::string(pr.model) != "TinyLlama") continue;  // DESIGN's target shapes
+        CAPTURE(pr.name);
+        CHECK(first_cliff(pr, [](int n, const Projection& p) { return gemm_plan(0, n, p.k, p.d, kH100Sms); }) == "");
+    }
+    // The model sees the cliff issue 14 found: wq/wo/w2 fall from the matrix-vector kernel at
+    // 16 rows to 16 blocks of 128x128 at 32, ~26x slower for twice the rows.
+    const std::string old = first_cliff(kProjections[0], [](int n, const Projection&) { return old_plan(n); });
+    INFO(old);
+    CHECK(old.find("n 16 -> 32") != std::string::npos);
+}
+
+#ifdef KVSHARE_CUDA
 #include "cuda/kernel_check.h"
 #include "cuda/kernels.h"
 #include "reference/ops.h"
@@ -90,6 +268,33 @@ TEST_CASE("cuda gemm: every version matches the reference matmul", "[cuda][kerne
                 CAPTURE(seed, s.n, s.k, s.d, version, gemm_version_name(version), offset);
                 expect_close(check_gemm(version, x, w, s.n, s.k, s.d, offset), want, GEMM_BOUND);
             }
+    }
+}
+
+TEST_CASE("cuda gemm: every tile configuration of the warp-tiled kernel, whole and split along k", "[cuda][kernel]") {
+    SKIP_WITHOUT_GPU();
+    struct Shape {
+        int n, k, d;
+    };
+    // k % 4 != 0 (the 4-byte copies), k = 0, sizes past every tile edge (16, 32, 64, 128 rows;
+    // 64, 128 columns), a k that ends mid-stage
+    const Shape shapes[] = {{1, 37, 65}, {17, 130, 70}, {33, 264, 129}, {130, 100, 131}, {3, 0, 5}};
+    uint64_t seed = 1500;
+    for (const Shape& s : shapes) {
+        seed += 2;
+        const std::vector<float> x = random_vector((size_t)s.n * s.k, seed), w = random_vector((size_t)s.d * s.k, seed + 1);
+        std::vector<float> want((size_t)s.n * s.d);
+        matmul(want.data(), x.data(), w.data(), s.n, s.k, s.d);
+        for (int tile = 0; tile < GEMM_TILES; tile++)
+            for (int splits : {1, 2, 3, 16})  // 16: more splits than slices of k, some have none
+                for (int offset : {0, 1}) {   // offset 1: unaligned rows, the 4-byte copies
+                    GemmPlan plan;
+                    plan.version = tile == GEMM_TILE_128x128 && splits == 1 ? 6 : 7;
+                    plan.tile = tile;
+                    plan.splits = splits;
+                    CAPTURE(seed, s.n, s.k, s.d, kGemmTiles[tile].name, splits, offset);
+                    expect_close(check_gemm_plan(plan, x, w, s.n, s.k, s.d, offset), want, GEMM_BOUND);
+                }
     }
 }
 
@@ -234,6 +439,38 @@ TEST_CASE("cuda attention prefill: causal and strict, grouped heads, every versi
         }
 }
 
+TEST_CASE("cuda attention prefill v3: groups split across blocks, many key tiles, every head-size class",
+          "[cuda][kernel]") {
+    SKIP_WITHOUT_GPU();
+    struct Shape {
+        int batch, n, p0, context, n_heads, n_kv_heads, hs;
+    };
+    const Shape shapes[] = {
+        {1, 70, 0, 70, 7, 1, 16},     // 7 heads a group: 490 rows, positions split between blocks of 64; 2 key tiles
+        {2, 9, 130, 160, 16, 1, 64},  // 16 heads a group (4 positions a block), 3 key tiles of 64 before them
+        {1, 40, 30, 80, 2, 1, 256},   // head_size 256: tiles of 32 keys, 3 of them
+        {1, 33, 0, 40, 3, 3, 100},    // head_size 100: two float4 groups a lane, the second half empty
+        {1, 65, 0, 65, 1, 1, 6}};     // head_size 6: 4-byte copies, padded to 8; two blocks
+    uint64_t seed = 7500;
+    for (const Shape& s : shapes)
+        for (bool strict : {false, true}) {
+            seed += 3;
+            const int q_dim = s.n_heads * s.hs, kv_dim = s.n_kv_heads * s.hs;
+            const std::vector<float> q = random_vector((size_t)s.batch * s.n * q_dim, seed);
+            std::vector<float> k, v;
+            fill_cache(k, v, s.batch, s.context, kv_dim, s.p0 + s.n - (strict ? 1 : 0), seed + 1);
+            const std::vector<float> want =
+                reference_attention(q, k, v, s.batch, s.n, s.p0, s.context, strict, s.n_heads, s.n_kv_heads, s.hs);
+            CAPTURE(seed, s.batch, s.n, s.p0, s.context, s.n_heads, s.n_kv_heads, s.hs, strict);
+            const std::vector<float> got = check_attention_prefill(3, q, k, v, s.batch, s.n, s.p0, s.context, strict,
+                                                                   s.n_heads, s.n_kv_heads, s.hs);
+            expect_close(got, want, ATTENTION_BOUND);
+            if (strict && s.p0 == 0)  // query 0 sees nothing: exact zeros in every head
+                for (int b = 0; b < s.batch; b++)
+                    for (int i = 0; i < q_dim; i++) CHECK(got[(size_t)b * s.n * q_dim + i] == 0.0f);
+        }
+}
+
 TEST_CASE("cuda attention decode: split along positions, every version", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     struct Shape {
@@ -272,6 +509,16 @@ TEST_CASE("cuda kernels reject bad arguments with an error", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     float* none = nullptr;
     CHECK_THROWS(gemm(gemm_versions() + 1, none, none, none, 1, 1, 1));
+    CHECK_THROWS(gemm(-1, none, none, none, 1, 1, 1));
+    GemmPlan plan;
+    plan.version = 7;
+    plan.tile = GEMM_TILES;  // no such tile
+    CHECK_THROWS_WITH(gemm_run(plan, none, none, none, 1, 1, 1), Catch::Matchers::Contains("tile"));
+    plan.tile = GEMM_TILE_16x64;
+    plan.splits = kGemmMaxSplits + 1;
+    CHECK_THROWS_WITH(gemm_run(plan, none, none, none, 1, 1, 1), Catch::Matchers::Contains("splits"));
+    plan.splits = 16;  // 16 x 512 x 1024 partials: twice the scratch
+    CHECK_THROWS_WITH(gemm_run(plan, none, none, none, 512, 64, 1024), Catch::Matchers::Contains("scratch"));
     CHECK_THROWS(softmax_gpu(softmax_versions() + 1, none, 1, 1));
     CHECK_THROWS(rope_gpu(none, nullptr, 1, 1, 7, 10000.0f, RopeStyle::Adjacent));            // odd head size
     CHECK_THROWS(attention_prefill_gpu(0, none, none, none, none, 1, 1, 0, 4, false, 3, 2, 16));  // 2 does not divide 3

@@ -27,6 +27,13 @@
 //     call that waits for the device (cudaDeviceSynchronize, cudaStreamSynchronize,
 //     cudaEventSynchronize, cudaMemcpy, cudaMemcpy2D) as cudaErrorLaunchFailure. Once: a GPU
 //     loses its context and fails every later call too, but the tests go on here.
+//   - cp.async (cuda/async_copy.cuh): a copy may land any time between its issue and the
+//     thread's wait for its group (cp.async.wait_group). In forward order each lands at the
+//     wait, the latest moment, so a buffer read before the wait sees its old contents; in
+//     reverse order at the issue, the earliest, so a buffer refilled while other threads
+//     still read it (a missing barrier) changes under them; in random order either, per copy.
+//     Misaligned copies, a source outside every device allocation or a destination outside
+//     shared memory abort.
 //   - Streams and CUDA graphs made by stream capture: between cudaStreamBeginCapture and
 //     cudaStreamEndCapture, launches, async copies and memsets on the capturing stream are
 //     recorded, not run (a kernel's arguments are copied then, as a graph node copies them);
@@ -40,7 +47,8 @@
 //   - Warp-synchronous execution: lanes run one after another, not in lockstep, between
 //     shuffles (code relying on implicit lockstep without __syncwarp is not emulated).
 //   - The memory model: races show only through the order of whole barrier intervals;
-//     no atomics, no memory fences, no caches (__ldg is a plain load), no bank conflicts.
+//     atomics are plain read-modify-writes (threads never switch inside one), fences do
+//     nothing, no caches (__ldg and __ldcg are plain loads), no bank conflicts.
 //   - Concurrency between blocks and between streams: every launch and copy runs to
 //     completion when it is issued (or, captured, when its graph is launched), so a missing
 //     synchronization before the host reads a result cannot show; no timing.
@@ -111,6 +119,19 @@ template <class T>
 inline T __ldg(const T* p) {
     return *p;
 }
+template <class T>
+inline T __ldcg(const T* p) {  // a load that skips L1: no caches here
+    return *p;
+}
+// Threads switch only at barriers and shuffles, so a read-modify-write is atomic as it is;
+// and memory is the host's, so a fence has nothing to order.
+template <class T>
+inline T atomicAdd(T* p, T v) {
+    const T old = *p;
+    *p = old + v;
+    return old;
+}
+inline void __threadfence() {}
 
 // ---- the emulator's side of the built-ins and of launches (runtime.cpp) ------------------
 struct CUstream_st;
@@ -134,6 +155,15 @@ T shuffle_as(Shuffle kind, const char* file, int line, unsigned mask, T v, int a
     std::memcpy(&v, &bits, sizeof v);
     return v;
 }
+
+// __syncwarp(): waits until every lane of the warp is here (a shuffle that moves nothing).
+void sync_warp(const char* file, int line, unsigned mask);
+
+// cp.async (cuda/async_copy.cuh): a copy of `bytes` (4, 8 or 16) from global to shared memory,
+// or zeros when !valid, landing at the latest or earliest moment a GPU may (see the top).
+void async_copy(void* dst, const void* src, int bytes, bool valid);
+void async_commit();           // closes the open group
+void async_wait(int pending);  // completes all but the newest `pending` committed groups
 
 // A __shared__ array: filled with 0xFF bytes when the first thread of a block reaches it.
 void block_shared(void* array, size_t bytes);
@@ -207,6 +237,14 @@ Launch<P...> launch(void (*kernel)(P...), const char* name, const char* file, in
 #define __shfl_xor_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Xor, __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_up_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Up, __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_down_sync(...) kvs_emu::shuffle_as(kvs_emu::Shuffle::Down, __FILE__, __LINE__, __VA_ARGS__)
+namespace kvs_emu {
+struct SyncWarpAt {  // __syncwarp() and __syncwarp(mask) both, with the caller's line
+    const char* file;
+    int line;
+    void operator()(unsigned mask = 0xffffffffu) const { sync_warp(file, line, mask); }
+};
+}  // namespace kvs_emu
+#define __syncwarp(...) kvs_emu::SyncWarpAt{__FILE__, __LINE__}(__VA_ARGS__)
 
 // ---- runtime API ----------------------------------------------------------------------
 // The codes are the real runtime's, so messages and numbers read the same.

@@ -195,6 +195,15 @@ std::unique_ptr<Fiber> make_fiber() {
 
 enum class Wait { Ready, Barrier, Warp, Done };
 
+// A cp.async copy issued and not yet waited for (async_copy).
+struct PendingCopy {
+    void* dst;
+    const void* src;
+    int bytes;
+    bool valid;  // false: zeros
+    int group;   // the commit group it belongs to (0, 1, ...)
+};
+
 struct ThreadState {
     Wait wait = Wait::Ready;
     const char* file = nullptr;  // where it waits
@@ -204,6 +213,9 @@ struct ThreadState {
     unsigned mask = 0;
     int arg = 0, width = 0;
     uint64_t value = 0, result = 0;
+    // cp.async: copies in flight, oldest first, and the groups committed so far
+    std::vector<PendingCopy> copies;
+    int groups = 0;
 };
 
 struct Block {
@@ -221,7 +233,7 @@ struct Block {
     int warp_base = 0, warp_lanes = 0, cursor = 0;
     std::vector<int> lane_order;
     // shared memory
-    std::vector<const void*> shared_arrays;  // refilled in this block
+    std::vector<std::pair<const void*, size_t>> shared_arrays;  // refilled in this block
     size_t static_smem = 0;
     void* dynamic_smem = nullptr;
     bool smem_checked = false;
@@ -771,10 +783,66 @@ uint64_t shuffle(Shuffle kind, const char* file, int line, unsigned mask, uint64
 
 void block_shared(void* array, size_t bytes) {
     running_thread("a __shared__ declaration");
-    if (std::find(g.shared_arrays.begin(), g.shared_arrays.end(), array) != g.shared_arrays.end()) return;
-    g.shared_arrays.push_back(array);
+    for (const auto& a : g.shared_arrays)
+        if (a.first == array) return;
+    g.shared_arrays.push_back({array, bytes});
     g.static_smem += bytes;
     std::memset(array, 0xFF, bytes);
+}
+
+void sync_warp(const char* file, int line, unsigned mask) { shuffle(Shuffle::Index, file, line, mask, 0, 0, 32); }
+
+namespace {
+// Whether [p, p + bytes) lies in this block's shared memory: its dynamic part or an array.
+bool in_shared(const void* p, size_t bytes) {
+    auto inside = [&](const void* base, size_t size) {
+        const char* c = static_cast<const char*>(p);
+        const char* b = static_cast<const char*>(base);
+        return c >= b && c + bytes <= b + size;
+    };
+    if (g.dynamic_smem && inside(g.dynamic_smem, g.config->dynamic_smem)) return true;
+    for (const auto& a : g.shared_arrays)
+        if (inside(a.first, a.second)) return true;
+    return false;
+}
+
+void land(const PendingCopy& c) {
+    if (c.valid)
+        std::memcpy(c.dst, c.src, c.bytes);
+    else
+        std::memset(c.dst, 0, c.bytes);
+}
+}  // namespace
+
+void async_copy(void* dst, const void* src, int bytes, bool valid) {
+    ThreadState& s = running_thread("cp.async");
+    if (bytes != 4 && bytes != 8 && bytes != 16) kernel_failure("cp.async of %d bytes: 4, 8 or 16", bytes);
+    if (reinterpret_cast<uintptr_t>(dst) % bytes != 0 || (valid && reinterpret_cast<uintptr_t>(src) % bytes != 0))
+        kernel_failure("%s: cp.async of %d bytes from %p to %p: both must be %d-byte aligned", describe(g.running).c_str(),
+                       bytes, src, dst, bytes);
+    if (!in_shared(dst, bytes))
+        kernel_failure("%s: cp.async to %p, which is not this block's shared memory", describe(g.running).c_str(), dst);
+    if (valid && !on_device(src, bytes))  // a GPU faults (or reads a neighbour's memory)
+        kernel_failure("%s: cp.async from %p, outside every device allocation", describe(g.running).c_str(), src);
+    // When it lands: at the wait (forward order), at once (reverse), either (random, per copy).
+    // Late catches a buffer read before its copies were waited for; early, a buffer refilled
+    // while other threads still read it (a barrier missing before the refill).
+    const Order order = settings().order;
+    const bool now = order == Order::Reverse || (order == Order::Random && (next_random() & 1));
+    const PendingCopy c{dst, src, bytes, valid, s.groups};
+    if (now)
+        land(c);
+    else
+        s.copies.push_back(c);
+}
+
+void async_commit() { running_thread("cp.async.commit_group").groups++; }
+
+void async_wait(int pending) {
+    ThreadState& s = running_thread("cp.async.wait_group");
+    size_t done = 0;
+    for (; done < s.copies.size() && s.copies[done].group < s.groups - pending; done++) land(s.copies[done]);
+    s.copies.erase(s.copies.begin(), s.copies.begin() + done);
 }
 
 void* dynamic_shared_memory() {
