@@ -71,7 +71,8 @@ void attention_decode_counter_gpu(float* out, const float* q, const float* k, co
 // ---- sampling on the device (cuda/sampling.cu) ------------------------------------------
 // One token per sequence from logits row b at logits + b * row_stride (vocab values), as
 // src/text/sampler.h's sample_token does on the CPU, bit for bit (src/text/sampling_math.h).
-// Greedy: the lowest id among the largest logits.
+// Greedy: the lowest id among the largest logits. A row with a NaN or infinite logit gets
+// id -1 (on the CPU, Backend::sample refuses such logits; CudaBackend reports the -1).
 void argmax_gpu(int* out, const float* logits, size_t row_stride, int batch, int vocab);
 // temperature > 0; draws (batch) in [0, 1); scratch (batch, vocab) holds the weights.
 void sample_gpu(int* out, const float* logits, size_t row_stride, const float* draws, int batch, int vocab,

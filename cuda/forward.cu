@@ -484,6 +484,12 @@ void CudaBackend::enqueue_sample(const StepKind& kind, const float* logits, size
 
 void CudaBackend::read_sampled(int* out) {
     std::memcpy(out, h_sampled_.get(), (size_t)batch_ * sizeof(int));
+    for (int b = 0; b < batch_; b++)
+        if (out[b] < 0) {  // the sampling kernels' mark of a NaN or infinite logit
+            sampled_on_device_ = false;  // its -1 is in s_.tokens: no decode_sample from it
+            fail("the model's logits are NaN or infinite for sequence " + std::to_string(b) +
+                 " (its weights or activations overflow; a model trained with too high a learning rate?)");
+        }
     sampled_.assign(out, out + batch_);
     sampled_on_device_ = true;
 }

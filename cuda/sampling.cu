@@ -125,12 +125,16 @@ __device__ void write_nth_of_weight(int* out, const uint32_t* w, int vocab, uint
 __global__ void __launch_bounds__(THREADS) argmax_kernel(int* out, const float* logits, size_t row_stride, int vocab) {
     __shared__ float best_v[WARPS];
     __shared__ int best_i[WARPS];
+    __shared__ int non_finite;  // any NaN or infinite logit in the row: the row's id is -1
     const float* row = logits + blockIdx.x * row_stride;
     const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    if (threadIdx.x == 0) non_finite = 0;
+    __syncthreads();
     float v = -INFINITY;
     int at = INT_MAX;
     for (int i = threadIdx.x; i < vocab; i += THREADS) {
         const float x = row[i];
+        if (!(fabsf(x) < INFINITY)) non_finite = 1;  // every writer writes the same value
         if (x > v || (x == v && i < at)) {
             v = x;
             at = i;
@@ -157,7 +161,7 @@ __global__ void __launch_bounds__(THREADS) argmax_kernel(int* out, const float* 
                 v = best_v[w];
                 at = best_i[w];
             }
-        out[blockIdx.x] = at == INT_MAX ? 0 : at;  // every logit NaN: id 0
+        out[blockIdx.x] = non_finite ? -1 : at;  // the host refuses -1 (read_sampled)
     }
 }
 
@@ -168,13 +172,23 @@ __global__ void __launch_bounds__(THREADS) sample_kernel(int* out, const float* 
     __shared__ float red_max[WARPS];
     const int b = blockIdx.x, lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
     const float* row = logits + b * row_stride;
+    __shared__ int non_finite;  // any NaN or infinite logit in the row: the row's id is -1
     uint32_t* w = scratch + (size_t)b * vocab;
 
+    if (threadIdx.x == 0) non_finite = 0;
+    __syncthreads();
     float mx = -INFINITY;
-    for (int i = threadIdx.x; i < vocab; i += THREADS) mx = fmaxf(mx, row[i]);
+    for (int i = threadIdx.x; i < vocab; i += THREADS) {
+        if (!(fabsf(row[i]) < INFINITY)) non_finite = 1;  // every writer writes the same value
+        mx = fmaxf(mx, row[i]);
+    }
     mx = warp_max(mx);
     if (lane == 0) red_max[warp] = mx;
     __syncthreads();
+    if (non_finite) {  // block-uniform: read after the barrier, written only before it
+        if (threadIdx.x == 0) out[b] = -1;
+        return;
+    }
     for (int i = 0; i < WARPS; i++) mx = fmaxf(mx, red_max[i]);
 
     uint64_t local = 0;

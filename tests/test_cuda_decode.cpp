@@ -228,6 +228,33 @@ TEST_CASE("cuda sampling picks the CPU sampler's token: greedy, temperature and 
     }
 }
 
+TEST_CASE("cuda sampling marks a row with a NaN or infinite logit -1, and only that row", "[cuda][kernel]") {
+    SKIP_WITHOUT_GPU();
+    // On the CPU, Backend::sample refuses such logits; on the device the row's id is -1 for
+    // the host to refuse. Greedy, temperature alone, and temperature with top-p; rows: clean,
+    // one NaN, one +Inf (which a plain argmax would pick), one -Inf, every logit NaN.
+    const float inf = std::numeric_limits<float>::infinity();
+    const int vocab = 300, batch = 5, stride = vocab + 1;
+    for (const SamplingSettings set : {SamplingSettings{0.0f, 1.0f}, SamplingSettings{1.0f, 1.0f}, SamplingSettings{0.8f, 0.9f}}) {
+        std::vector<float> logits = random_vector((size_t)batch * stride, 15000, -3.0f, 3.0f);
+        logits[1 * stride + 17] = NaN;
+        logits[2 * stride + 250] = inf;
+        logits[3 * stride + 0] = -inf;
+        for (int i = 0; i < vocab; i++) logits[4 * stride + i] = NaN;
+        const std::vector<float> draws = {0.3f, 0.5f, 0.7f, 0.1f, 0.9f};
+        const std::vector<int> got = check_sample(logits, stride, batch, vocab, set.temperature, set.topp, draws);
+        std::vector<uint32_t> weights;
+        std::vector<int> order;
+        INFO("T " << set.temperature << ", top-p " << set.topp);
+        CHECK(got[0] == sample_token(logits.data(), vocab, set, draws[0], weights, order));
+        CHECK(got[0] >= 0);
+        for (int b = 1; b < batch; b++) {
+            INFO("row " << b);
+            CHECK(got[b] == -1);
+        }
+    }
+}
+
 TEST_CASE("cuda strided copy: rows between pitched arrays", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
     const KVLayout kv{2, 3, 7, 5};

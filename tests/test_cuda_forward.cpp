@@ -643,6 +643,28 @@ TEST_CASE("cuda forward: sampling on the device picks the CPU sampler's tokens, 
     }
 }
 
+TEST_CASE("cuda forward: logits that overflow are an error from the device sampler, not a token", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // Finite weights whose activations overflow (rms_final 3e38): the CPU backend refuses the
+    // logits in Backend::sample; the GPU samples on the device, and must refuse them too,
+    // greedy or not, and then refuse to decode from the token it did not pick.
+    Model m = test_model("standard", /*tied=*/true);
+    for (float& x : m.weights.rms_final) x = 3e38f;
+    const std::vector<int> prompt = test_tokens(2, 4, 52);
+    const std::vector<float> draws = {0.25f, 0.75f};
+    for (SamplingSettings set : {SamplingSettings{0.0f, 1.0f}, SamplingSettings{0.9f, 0.9f}}) {
+        INFO("temperature " << set.temperature);
+        std::vector<int> got(2);
+        auto cpu = make_cpu_backend(m, 2, 8);
+        cpu->prefill(prompt.data(), 4, PrefillOptions{});
+        CHECK_THROWS_WITH(cpu->sample(set, draws.data(), got.data()), Catch::Contains("logits are"));
+        CudaBackend gpu(m, 2, 8);
+        gpu.prefill(prompt.data(), 4, PrefillOptions{});
+        CHECK_THROWS_WITH(gpu.sample(set, draws.data(), got.data()), Catch::Contains("logits are NaN or infinite"));
+        CHECK_THROWS_WITH(gpu.decode_sample(set, draws.data(), got.data()), Catch::Contains("no tokens sampled"));
+    }
+}
+
 TEST_CASE("cuda forward: runtime calls per decode step, launch by launch and as one graph", "[cuda]") {
     SKIP_WITHOUT_GPU();
     // cla:2 on 8 layers: 4 KV layers, 4 that share. Launch by launch, a greedy decode_sample
