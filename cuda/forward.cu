@@ -317,7 +317,7 @@ void CudaBackend::run_layer(int l, int n, int p0) {
     const Config& c = config_;
     const GpuWeights& w = w_;
     GpuRunState& s = s_;
-    const int rows = batch_ * n, D = c.dim, QD = c.q_dim(), KD = c.kv_dim(), H = c.hidden_dim, hs = c.head_size();
+    const int rows = batch_ * n, D = c.dim, QD = c.q_dim(), KD = c.kv_dim(), hs = c.head_size();
 
     rmsnorm_gpu(0, s.xb.get(), s.x.get(), w.rms_att.get() + (size_t)l * D, rows, D, c.norm_eps);
     gemm(0, s.q.get(), s.xb.get(), w.wq.get() + (size_t)l * QD * D, rows, D, QD);
@@ -336,14 +336,24 @@ void CudaBackend::run_layer(int l, int n, int p0) {
     gemm(0, s.xb.get(), s.att.get(), w.wo.get() + (size_t)l * D * QD, rows, QD, D);
     residual_add_gpu(s.x.get(), s.xb.get(), (size_t)rows * D);
 
+    ffn_block(l, rows);
+
+    if (capture_) copy_layer_output(l, rows);  // debug only
+}
+
+// The feed-forward half of layer l over `rows` rows of x, residual included: the same in
+// prefill and in the unfused decode step.
+void CudaBackend::ffn_block(int l, int rows) {
+    const Config& c = config_;
+    const GpuWeights& w = w_;
+    GpuRunState& s = s_;
+    const int D = c.dim, H = c.hidden_dim;
     rmsnorm_gpu(0, s.xb.get(), s.x.get(), w.rms_ffn.get() + (size_t)l * D, rows, D, c.norm_eps);
     gemm(0, s.hb.get(), s.xb.get(), w.w1.get() + (size_t)l * H * D, rows, D, H);
     gemm(0, s.hb2.get(), s.xb.get(), w.w3.get() + (size_t)l * H * D, rows, D, H);
     swiglu_gpu(s.hb.get(), s.hb2.get(), (size_t)rows * H);
     gemm(0, s.xb.get(), s.hb.get(), w.w2.get() + (size_t)l * D * H, rows, H, D);
     residual_add_gpu(s.x.get(), s.xb.get(), (size_t)rows * D);
-
-    if (capture_) copy_layer_output(l, rows);  // debug only
 }
 
 void CudaBackend::run_layers(int first, int last, int n, int p0) {
@@ -359,7 +369,7 @@ void CudaBackend::decode_layer(int l) {
     const Config& c = config_;
     const GpuWeights& w = w_;
     GpuRunState& s = s_;
-    const int rows = batch_, D = c.dim, QD = c.q_dim(), KD = c.kv_dim(), H = c.hidden_dim, hs = c.head_size();
+    const int rows = batch_, D = c.dim, QD = c.q_dim(), KD = c.kv_dim(), hs = c.head_size();
 
     rmsnorm_gpu(0, s.xb.get(), s.x.get(), w.rms_att.get() + (size_t)l * D, rows, D, c.norm_eps);
     gemm(0, s.q.get(), s.xb.get(), w.wq.get() + (size_t)l * QD * D, rows, D, QD);
@@ -378,12 +388,7 @@ void CudaBackend::decode_layer(int l) {
     gemm(0, s.xb.get(), s.att.get(), w.wo.get() + (size_t)l * D * QD, rows, QD, D);
     residual_add_gpu(s.x.get(), s.xb.get(), (size_t)rows * D);
 
-    rmsnorm_gpu(0, s.xb.get(), s.x.get(), w.rms_ffn.get() + (size_t)l * D, rows, D, c.norm_eps);
-    gemm(0, s.hb.get(), s.xb.get(), w.w1.get() + (size_t)l * H * D, rows, D, H);
-    gemm(0, s.hb2.get(), s.xb.get(), w.w3.get() + (size_t)l * H * D, rows, D, H);
-    swiglu_gpu(s.hb.get(), s.hb2.get(), (size_t)rows * H);
-    gemm(0, s.xb.get(), s.hb.get(), w.w2.get() + (size_t)l * D * H, rows, H, D);
-    residual_add_gpu(s.x.get(), s.xb.get(), (size_t)rows * D);
+    ffn_block(l, rows);
 
     if (capture_) copy_layer_output(l, rows);
 }

@@ -191,6 +191,7 @@ private:
     // Runs layers first..last over n new positions per sequence starting at p0 (prefill).
     void run_layers(int first, int last, int n, int p0);
     void run_layer(int layer, int n, int p0);
+    void ffn_block(int layer, int rows);  // RMSNorm, W1|W3, SwiGLU, W2, residual: prefill and unfused decode
     // One layer of a decode step (one new position per sequence, at the counter).
     void decode_layer(int layer);
     void decode_layer_fused(int layer);
