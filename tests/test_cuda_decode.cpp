@@ -10,6 +10,7 @@
 #include "reference/ops.h"
 #include "src/model/backend.h"
 #include "src/text/sampler.h"
+#include "tests/expect_close.h"
 #include "tests/helpers.h"
 #include "tests/skip_without_gpu.h"
 #include <algorithm>
@@ -19,19 +20,7 @@
 
 namespace {
 
-constexpr double BOUND = 1e-4;
 const float NaN = std::numeric_limits<float>::quiet_NaN();
-
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, double bound = BOUND) {
-    REQUIRE(got.size() == want.size());
-    const ErrorStats e = compare(got, want);
-    double scale = 1.0;
-    for (float x : want) scale = std::max(scale, (double)std::fabs(x));
-    INFO("rel_l2 " << e.rel_l2 << ", max_abs " << e.max_abs << ", max |ref| " << scale << ", bound " << bound);
-    CHECK(e.finite);
-    CHECK(e.rel_l2 <= bound);
-    CHECK(e.max_abs <= bound * scale);
-}
 
 std::vector<float> normed(const std::vector<float>& x, const std::vector<float>& g, int rows, int dim) {
     std::vector<float> out(x.size());
@@ -86,7 +75,7 @@ TEST_CASE("cuda fused qkv: RMSNorm, Wq|Wk|Wv, RoPE and the K/V store at the coun
         const std::vector<int> pos(s.batch, s.pos);
         std::vector<float> q = product(xn, wq, s.batch, s.dim, q_dim);
         rope(q.data(), pos.data(), s.batch, s.n_heads, s.hs, 10000.0f, RopeStyle::Adjacent);
-        expect_close(got.q, q);
+        expect_close(got.q, q, GEMM_BOUND);
         std::vector<float> want_k = cache, want_v = cache;
         if (s.owns) {
             std::vector<float> k = product(xn, wk, s.batch, s.dim, kv_dim), v = product(xn, wv, s.batch, s.dim, kv_dim);
@@ -98,8 +87,8 @@ TEST_CASE("cuda fused qkv: RMSNorm, Wq|Wk|Wv, RoPE and the K/V store at the coun
                 }
         }
         // the new row at pos within the bound, and every other position exactly as it was
-        expect_close(got.key_cache, want_k);
-        expect_close(got.value_cache, want_v);
+        expect_close(got.key_cache, want_k, GEMM_BOUND);
+        expect_close(got.value_cache, want_v, GEMM_BOUND);
         for (int b = 0; b < s.batch; b++)
             for (int p = 0; p < s.context; p++)
                 if (p != s.pos || !s.owns)
@@ -131,14 +120,14 @@ TEST_CASE("cuda fused ffn up, residual projections and matvec", "[cuda][kernel]"
         std::vector<float> hb = product(xn, w1, s.batch, s.k, s.d);
         const std::vector<float> hb2 = product(xn, w3, s.batch, s.k, s.d);
         swiglu(hb.data(), hb2.data(), hb.size());
-        expect_close(check_decode_ffn_up(x, g, w1, w3, s.batch, s.k, s.d, 1e-5f, s.split), hb);
+        expect_close(check_decode_ffn_up(x, g, w1, w3, s.batch, s.k, s.d, 1e-5f, s.split), hb, GEMM_BOUND);
         // residual: r + x W^T
         const std::vector<float> r = random_vector((size_t)s.batch * s.d, seed + 4);
         std::vector<float> want = r;
         const std::vector<float> xw = product(x, w1, s.batch, s.k, s.d);
         residual_add(want.data(), xw.data(), want.size());
-        expect_close(check_decode_residual(r, x, w1, s.batch, s.k, s.d, s.split), want);
-        expect_close(check_decode_matvec(x, w1, s.batch, s.k, s.d, s.split), xw);
+        expect_close(check_decode_residual(r, x, w1, s.batch, s.k, s.d, s.split), want, GEMM_BOUND);
+        expect_close(check_decode_matvec(x, w1, s.batch, s.k, s.d, s.split), xw, GEMM_BOUND);
     }
 }
 
@@ -180,7 +169,7 @@ TEST_CASE("cuda decode attention at the counter: chunks past the position are sk
                           strict, s.n_heads, s.n_kv_heads, s.hs);
             const std::vector<float> got =
                 check_attention_decode_counter(q, k, v, s.batch, s.pos, s.context, strict, s.n_heads, s.n_kv_heads, s.hs);
-            expect_close(got, want);
+            expect_close(got, want, ATTENTION_BOUND);
             if (strict && s.pos == 0)
                 for (float o : got) CHECK(o == 0.0f);
         }

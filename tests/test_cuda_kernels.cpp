@@ -188,6 +188,7 @@ TEST_CASE("gemm dispatch: no batch cliff in the roofline model, where the old ta
 #include "cuda/kernels.h"
 #include "reference/ops.h"
 #include "src/model/backend.h"
+#include "tests/expect_close.h"
 #include "tests/helpers.h"
 #include "tests/skip_without_gpu.h"
 #include <algorithm>
@@ -199,19 +200,7 @@ TEST_CASE("gemm dispatch: no batch cliff in the roofline model, where the old ta
 
 namespace {
 
-constexpr double ELEMENTWISE_BOUND = 1e-5, GEMM_BOUND = 1e-4, ATTENTION_BOUND = 1e-4;
 const float NaN = std::numeric_limits<float>::quiet_NaN();
-
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, double bound) {
-    REQUIRE(got.size() == want.size());
-    const ErrorStats e = compare(got, want);
-    double scale = 1.0;
-    for (float x : want) scale = std::max(scale, (double)std::fabs(x));
-    INFO("rel_l2 " << e.rel_l2 << ", max_abs " << e.max_abs << ", max |ref| " << scale << ", bound " << bound);
-    CHECK(e.finite);
-    CHECK(e.rel_l2 <= bound);
-    CHECK(e.max_abs <= bound * scale);
-}
 
 std::vector<int> random_ints(size_t n, uint64_t seed, int lo, int hi) {  // [lo, hi]
     Rng rng(seed);
@@ -407,68 +396,60 @@ TEST_CASE("cuda embedding lookup", "[cuda][kernel]") {
         }
 }
 
+namespace {
+
+struct PrefillShape {
+    int batch, n, p0, context, n_heads, n_kv_heads, hs;
+};
+
+// Attention prefill versions against the reference at one shape and mask: within
+// ATTENTION_BOUND, and exact zeros where query 0 sees nothing (strict, p0 = 0).
+void expect_prefill_versions(const std::vector<int>& versions, const PrefillShape& s, bool strict, uint64_t seed) {
+    const int q_dim = s.n_heads * s.hs, kv_dim = s.n_kv_heads * s.hs;
+    const std::vector<float> q = random_vector((size_t)s.batch * s.n * q_dim, seed);
+    std::vector<float> k, v;
+    fill_cache(k, v, s.batch, s.context, kv_dim, s.p0 + s.n - (strict ? 1 : 0), seed + 1);
+    const std::vector<float> want =
+        reference_attention(q, k, v, s.batch, s.n, s.p0, s.context, strict, s.n_heads, s.n_kv_heads, s.hs);
+    for (int version : versions) {
+        CAPTURE(seed, s.batch, s.n, s.p0, s.context, s.n_heads, s.n_kv_heads, s.hs, strict, version,
+                attention_prefill_version_name(version));
+        const std::vector<float> got = check_attention_prefill(version, q, k, v, s.batch, s.n, s.p0, s.context, strict,
+                                                               s.n_heads, s.n_kv_heads, s.hs);
+        expect_close(got, want, ATTENTION_BOUND);
+        if (strict && s.p0 == 0)  // query 0 sees nothing: exact zeros in every head
+            for (int b = 0; b < s.batch; b++)
+                for (int i = 0; i < q_dim; i++) CHECK(got[(size_t)b * s.n * q_dim + i] == 0.0f);
+    }
+}
+
+}  // namespace
+
 TEST_CASE("cuda attention prefill: causal and strict, grouped heads, every version", "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
-    struct Shape {
-        int batch, n, p0, context, n_heads, n_kv_heads, hs;
-    };
-    const Shape shapes[] = {
+    const PrefillShape shapes[] = {
         {1, 1, 0, 4, 1, 1, 8},       {2, 37, 0, 48, 4, 2, 24},   {2, 37, 5, 64, 4, 2, 24},  {1, 70, 0, 80, 6, 6, 48},
         {3, 17, 40, 64, 8, 1, 64},   {1, 33, 3, 40, 4, 4, 128},  {2, 20, 0, 24, 2, 1, 256}, {1, 50, 0, 50, 3, 1, 18},
         {1, 100, 200, 320, 4, 2, 64}, {2, 16, 0, 16, 2, 2, 96}};
+    std::vector<int> every_version;
+    for (int version = 0; version <= attention_prefill_versions(); version++) every_version.push_back(version);
     uint64_t seed = 7000;
-    for (const Shape& s : shapes)
-        for (bool strict : {false, true}) {
-            seed += 3;
-            const int q_dim = s.n_heads * s.hs, kv_dim = s.n_kv_heads * s.hs;
-            const std::vector<float> q = random_vector((size_t)s.batch * s.n * q_dim, seed);
-            std::vector<float> k, v;
-            fill_cache(k, v, s.batch, s.context, kv_dim, s.p0 + s.n - (strict ? 1 : 0), seed + 1);
-            const std::vector<float> want =
-                reference_attention(q, k, v, s.batch, s.n, s.p0, s.context, strict, s.n_heads, s.n_kv_heads, s.hs);
-            for (int version = 0; version <= attention_prefill_versions(); version++) {
-                CAPTURE(seed, s.batch, s.n, s.p0, s.context, s.n_heads, s.n_kv_heads, s.hs, strict, version,
-                        attention_prefill_version_name(version));
-                const std::vector<float> got = check_attention_prefill(version, q, k, v, s.batch, s.n, s.p0, s.context,
-                                                                       strict, s.n_heads, s.n_kv_heads, s.hs);
-                expect_close(got, want, ATTENTION_BOUND);
-                if (strict && s.p0 == 0)  // query 0 sees nothing: exact zeros
-                    for (int b = 0; b < s.batch; b++)
-                        for (int i = 0; i < q_dim; i++) CHECK(got[(size_t)b * s.n * q_dim + i] == 0.0f);
-            }
-        }
+    for (const PrefillShape& s : shapes)
+        for (bool strict : {false, true}) expect_prefill_versions(every_version, s, strict, seed += 3);
 }
 
 TEST_CASE("cuda attention prefill v3: groups split across blocks, many key tiles, every head-size class",
           "[cuda][kernel]") {
     SKIP_WITHOUT_GPU();
-    struct Shape {
-        int batch, n, p0, context, n_heads, n_kv_heads, hs;
-    };
-    const Shape shapes[] = {
+    const PrefillShape shapes[] = {
         {1, 70, 0, 70, 7, 1, 16},     // 7 heads a group: 490 rows, positions split between blocks of 64; 2 key tiles
         {2, 9, 130, 160, 16, 1, 64},  // 16 heads a group (4 positions a block), 3 key tiles of 64 before them
         {1, 40, 30, 80, 2, 1, 256},   // head_size 256: tiles of 32 keys, 3 of them
         {1, 33, 0, 40, 3, 3, 100},    // head_size 100: two float4 groups a lane, the second half empty
         {1, 65, 0, 65, 1, 1, 6}};     // head_size 6: 4-byte copies, padded to 8; two blocks
     uint64_t seed = 7500;
-    for (const Shape& s : shapes)
-        for (bool strict : {false, true}) {
-            seed += 3;
-            const int q_dim = s.n_heads * s.hs, kv_dim = s.n_kv_heads * s.hs;
-            const std::vector<float> q = random_vector((size_t)s.batch * s.n * q_dim, seed);
-            std::vector<float> k, v;
-            fill_cache(k, v, s.batch, s.context, kv_dim, s.p0 + s.n - (strict ? 1 : 0), seed + 1);
-            const std::vector<float> want =
-                reference_attention(q, k, v, s.batch, s.n, s.p0, s.context, strict, s.n_heads, s.n_kv_heads, s.hs);
-            CAPTURE(seed, s.batch, s.n, s.p0, s.context, s.n_heads, s.n_kv_heads, s.hs, strict);
-            const std::vector<float> got = check_attention_prefill(3, q, k, v, s.batch, s.n, s.p0, s.context, strict,
-                                                                   s.n_heads, s.n_kv_heads, s.hs);
-            expect_close(got, want, ATTENTION_BOUND);
-            if (strict && s.p0 == 0)  // query 0 sees nothing: exact zeros in every head
-                for (int b = 0; b < s.batch; b++)
-                    for (int i = 0; i < q_dim; i++) CHECK(got[(size_t)b * s.n * q_dim + i] == 0.0f);
-        }
+    for (const PrefillShape& s : shapes)
+        for (bool strict : {false, true}) expect_prefill_versions({3}, s, strict, seed += 3);
 }
 
 TEST_CASE("cuda attention decode: split along positions, every version", "[cuda][kernel]") {

@@ -9,6 +9,7 @@
 #include "cuda/kernel_check.h"
 #include "cuda/kernels.h"
 #include "reference/ops.h"
+#include "tests/expect_close.h"
 #include "tests/helpers.h"
 #include "tests/skip_without_gpu.h"
 #include <algorithm>
@@ -16,19 +17,6 @@
 #include <vector>
 
 namespace {
-
-constexpr double ELEMENTWISE_BOUND = 1e-5, GEMM_BOUND = 1e-4, ATTENTION_BOUND = 1e-4;
-
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, double bound) {
-    REQUIRE(got.size() == want.size());
-    const ErrorStats e = compare(got, want);
-    double scale = 1.0;
-    for (float x : want) scale = std::max(scale, (double)std::fabs(x));
-    INFO("rel_l2 " << e.rel_l2 << ", max_abs " << e.max_abs << ", bound " << bound);
-    CHECK(e.finite);
-    CHECK(e.rel_l2 <= bound);
-    CHECK(e.max_abs <= bound * scale);
-}
 
 struct AttentionShape {
     int batch, n, p0, context, n_heads, n_kv_heads, hs;
