@@ -139,6 +139,20 @@ std::string describe(const Error& r) {
     return s.str();
 }
 
+// Every layer's cache of `got` against `want`'s, within the bound.
+void expect_close_caches(Backend& got, Backend& want, int n_layers) {
+    std::vector<float> gk, gv, wk, wv;
+    for (int l = 0; l < n_layers; l++) {
+        got.read_kv(l, gk, gv);
+        want.read_kv(l, wk, wv);
+        REQUIRE(gk.size() == wk.size());
+        const Error k = error_of(gk.data(), wk.data(), wk.size()), v = error_of(gv.data(), wv.data(), wv.size());
+        INFO("cache of layer " << l << ": K " << describe(k) << "; V " << describe(v));
+        CHECK(k.ok());
+        CHECK(v.ok());
+    }
+}
+
 // Both backends keep every layer's output of their last call; names the first that is over
 // the bound, for the message of a failed check.
 template <class A, class B>
@@ -278,15 +292,7 @@ void check_iterations(const std::vector<std::string>& plans) {
         INFO("logits: " << describe(logits) << "; hidden: " << describe(hidden));
         CHECK(logits.ok());
         CHECK(hidden.ok());
-        std::vector<float> sk, sv, pk, pv;
-        for (int l = 0; l < m.config.n_layers; l++) {
-            seq.read_kv(l, sk, sv);
-            par.read_kv(l, pk, pv);
-            const Error k = error_of(pk.data(), sk.data(), sk.size()), v = error_of(pv.data(), sv.data(), sv.size());
-            INFO("cache of layer " << l << ": K " << describe(k) << "; V " << describe(v));
-            CHECK(k.ok());
-            CHECK(v.ok());
-        }
+        expect_close_caches(par, seq, m.config.n_layers);
         // positions below T are exact after T iterations (up to fp32 rounding here: token by
         // token runs the decode kernels, the iterations the prefill kernels)
         for (int b = 0; b < batch; b++) {
@@ -595,15 +601,7 @@ TEST_CASE("cuda forward: fused and unfused decode kernels agree with each other 
             CHECK(f.ok());
             CHECK(u.ok());
             CHECK(fu.ok());
-            std::vector<float> fk, fv, ck, cv;
-            for (int l = 0; l < m.config.n_layers; l++) {
-                fused.read_kv(l, fk, fv);
-                cpu.read_kv(l, ck, cv);
-                const Error k = error_of(fk.data(), ck.data(), ck.size()), v = error_of(fv.data(), cv.data(), cv.size());
-                INFO("cache of layer " << l << ": K " << describe(k) << "; V " << describe(v));
-                CHECK(k.ok());
-                CHECK(v.ok());
-            }
+            expect_close_caches(fused, cpu, m.config.n_layers);
         }
     }
 }
