@@ -151,12 +151,6 @@ size_t parse_bytes(const std::string& s, const std::string& what) {
 // ---------------------------------------------------------------------------
 // timed generation
 
-static size_t weight_bytes(Model& m) {
-    size_t n = 0;
-    for (const Tensor* t : m.weights.tensors()) n += t->size() * sizeof(float);
-    return n;
-}
-
 GenerationRun time_generation(Model& m, const GenerationSettings& s, int batch, int steps, int repeats, int warmup) {
     // every generation benchmark comes through here: its whole run is checked first
     MemoryNeed need;
@@ -192,7 +186,7 @@ GenerationRun time_generation(Model& m, const GenerationSettings& s, int batch, 
         const size_t after = allocated_bytes(s.device);
         out.memory = after > before ? after - before : 0;
     }
-    if (s.device == Device::CPU) out.memory += weight_bytes(m);
+    if (s.device == Device::CPU) out.memory += m.n_params() * sizeof(float);
     out.prefill_s = median(prefill_s);
     out.decode_s = median(decode_s);
     out.host_us_per_step = median(host_us);

@@ -172,7 +172,7 @@ Model load_hf_folder(const std::string& folder) {
     // checked against the memory available before it is taken
     check_memory(MemoryNeed().host("the weights converted to fp32", weight_bytes(m.config, m.plan.n_kv_layers())),
                  "loading '" + folder + "'", "");
-    const std::vector<size_t> sizes = weight_sizes(m.config, m.plan);
+    const std::vector<size_t> sizes = weight_sizes(m.config, m.plan.n_kv_layers());
     const std::vector<Tensor*> tensors = m.weights.tensors();
     for (size_t i = 0; i < tensors.size(); i++) tensors[i]->allocate(sizes[i]);
     for (const Needed& n : needed) {

@@ -46,7 +46,7 @@ Model load_kvshare(const std::shared_ptr<MappedFile>& file) {
     m.random_weights = (flags & 2) != 0;
     if (m.plan.source != src) fail("'" + path + "' stores an unresolved plan");
     // every size from the header, checked against the file before a tensor points into it
-    const std::vector<size_t> sizes = weight_sizes(c, m.plan);
+    const std::vector<size_t> sizes = weight_sizes(c, m.plan.n_kv_layers());
     size_t at = source_at + (size_t)c.n_layers * 4, want = at;
     for (size_t n : sizes) want += n * sizeof(float);
     if (file->size() != want)

@@ -27,7 +27,7 @@ Model load_llama2c(const std::shared_ptr<MappedFile>& file) {
     for (int i = 0; i < c.n_layers; i++) id[i] = i;
     Model m{c, make_plan(id, false, "standard"), {}};
     // every size from the header, checked against the file before a tensor points into it
-    const std::vector<size_t> sizes = weight_sizes(c, m.plan);
+    const std::vector<size_t> sizes = weight_sizes(c, m.plan.n_kv_layers());
     const size_t rope_bytes = (size_t)c.max_seq_len * c.head_size() * sizeof(float);  // freq_cis real + imag
     size_t want = sizeof h + rope_bytes;
     for (size_t n : sizes) want += n * sizeof(float);

@@ -1,5 +1,6 @@
 #include "src/model/memory.h"
 #include "src/model/kv_cache.h"
+#include "src/model/model.h"
 #include "src/util.h"
 #include <algorithm>
 #include <cstdint>
@@ -48,17 +49,12 @@ size_t MemoryNeed::gpu_bytes() const {
 // ---------------------------------------------------------------------------
 // the formulas
 
-// Config fields are checked ints (validate_config), but the products are not, so every
-// one saturates.
+// The tensors the loaders allocate (weight_sizes). Config fields are checked
+// (validate_config: at most 1024 layers, dim 2^16, hidden 2^18, vocab 2^22), so each
+// tensor's size fits a size_t; their sum and the bytes saturate all the same.
 size_t weight_bytes(const Config& c, int n_kv_layers) {
-    const size_t L = c.n_layers, D = c.dim, H = c.hidden_dim, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim();
-    size_t floats = sat_mul(V, D);                                   // token_embedding
-    floats = sat_add(floats, sat_product({L, D, 2}));                // rms_att, rms_ffn
-    floats = sat_add(floats, sat_product({L, Q, D, 2}));             // wq, wo
-    floats = sat_add(floats, sat_product({(size_t)n_kv_layers, KV, D, 2}));  // wk, wv
-    floats = sat_add(floats, sat_product({L, H, D, 3}));             // w1, w2, w3
-    floats = sat_add(floats, D);                                     // rms_final
-    if (!c.shared_classifier) floats = sat_add(floats, sat_mul(V, D));  // wcls
+    size_t floats = 0;
+    for (size_t n : weight_sizes(c, n_kv_layers)) floats = sat_add(floats, n);
     return sat_mul(floats, sizeof(float));
 }
 

@@ -17,8 +17,8 @@ size_t Model::n_params() const {
     return n;
 }
 
-std::vector<size_t> weight_sizes(const Config& c, const Plan& plan) {
-    const size_t L = c.n_layers, KVL = plan.n_kv_layers(), D = c.dim, H = c.hidden_dim, V = c.vocab_size;
+std::vector<size_t> weight_sizes(const Config& c, int n_kv_layers) {
+    const size_t L = c.n_layers, KVL = n_kv_layers, D = c.dim, H = c.hidden_dim, V = c.vocab_size;
     const size_t QD = c.q_dim(), KD = c.kv_dim();
     return {V * D,                               // token_embedding
             L * D,                               // rms_att
@@ -41,7 +41,7 @@ void allocate_weights(Model& m) {
                                        std::to_string(c.n_layers) + " layers, vocab " + std::to_string(c.vocab_size) + ")",
                                    weight_bytes(c, m.plan.n_kv_layers())),
                  "the model", "");
-    const std::vector<size_t> sizes = weight_sizes(m.config, m.plan);
+    const std::vector<size_t> sizes = weight_sizes(m.config, m.plan.n_kv_layers());
     const std::vector<Tensor*> tensors = m.weights.tensors();
     for (size_t i = 0; i < tensors.size(); i++) tensors[i]->assign(sizes[i], 0.0f);
 }

@@ -43,9 +43,10 @@ struct Model {
     size_t n_params() const;
 };
 
-// The floats of each tensor of Weights::tensors(), in that order, as the config and plan
-// imply, allocating nothing: loaders check a file against these before taking any memory.
-std::vector<size_t> weight_sizes(const Config& c, const Plan& plan);
+// The floats of each tensor of Weights::tensors(), in that order, as the config and the
+// number of KV layers imply, allocating nothing: loaders check a file against these before
+// taking any memory, and weight_bytes (memory.h) sums them.
+std::vector<size_t> weight_sizes(const Config& c, int n_kv_layers);
 
 // Allocates every tensor with the sizes the config and plan imply (zero filled), after
 // checking that they fit the memory available (src/model/memory.h).
