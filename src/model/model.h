@@ -3,6 +3,8 @@
 #include "src/model/config.h"
 #include "src/model/plan.h"
 #include "src/model/tensor.h"
+#include "src/text/tokenizer_spec.h"
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,8 @@ struct Model {
     int forward_passes = 7, backward_passes = 2;
     bool sequential_prefill = false;
     std::string tokenizer_path{};  // the tokenizer the checkpoint came with (a folder's tokenizer.model), or ""
+    // A tokenizer held inside the checkpoint (a GGUF file's metadata), or null.
+    std::shared_ptr<const TokenizerSpec> tokenizer_spec{};
 
     const float* classifier() const {
         return config.shared_classifier ? weights.token_embedding.data() : weights.wcls.data();
