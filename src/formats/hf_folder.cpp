@@ -147,6 +147,7 @@ Model load_hf_folder(const std::string& folder) {
     m.backward_passes = hc.backward_passes;
     m.sequential_prefill = hc.use_sequential;
     m.tokenizer_path = folder_tokenizer_model(folder);
+    m.folder = folder;
     const FolderTensors files(folder);
 
     // every name, dtype and shape checked before the model takes any memory
