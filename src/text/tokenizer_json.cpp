@@ -306,5 +306,5 @@ std::string tokenizer_json_text(const TokenizerSpec& spec) {
     Json root = Json::object().set("version", Json::of("1.0")).set("truncation", Json::null()).set("padding", Json::null())
                     .set("added_tokens", added).set("normalizer", Json::null()).set("pre_tokenizer", pre_json)
                     .set("post_processor", post).set("decoder", byte_level(true)).set("model", model);
-    return to_json(root, 2) + "\n";
+    return to_json(root, 2);
 }
