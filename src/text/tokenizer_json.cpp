@@ -308,3 +308,12 @@ std::string tokenizer_json_text(const TokenizerSpec& spec) {
                     .set("post_processor", post).set("decoder", byte_level(true)).set("model", model);
     return to_json(root, 2);
 }
+
+std::string tokenizer_config_json_text(const TokenizerSpec& spec) {
+    auto token = [&](int id) { return id < 0 ? Json::null() : Json::of(spec.tokens.at((size_t)id)); };
+    Json c = Json::object().set("tokenizer_class", Json::of("PreTrainedTokenizerFast")).set("add_bos_token", Json::of(spec.add_bos))
+                 .set("add_eos_token", Json::of(spec.add_eos)).set("bos_token", token(spec.bos_id)).set("eos_token", token(spec.eos_id))
+                 .set("unk_token", token(spec.unk_id)).set("pad_token", token(spec.pad_id)).set("clean_up_tokenization_spaces", Json::of(false));
+    if (!spec.chat_template.empty()) c.set("chat_template", Json::of(spec.chat_template));
+    return to_json(c, 2);
+}

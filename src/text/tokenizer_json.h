@@ -41,6 +41,10 @@ TokenizerSpec load_tokenizer_json(const std::string& path);
 // Whether bytes look like JSON (their first non-space character is '{').
 bool looks_like_json(const std::string& bytes);
 
+// tokenizer_config.json for a spec, so that transformers' AutoTokenizer reads tokenizer.json
+// as kvshare does (PreTrainedTokenizerFast; BOS only when the spec adds it; its EOS and chat
+// template).
+std::string tokenizer_config_json_text(const TokenizerSpec& spec);
 // A byte-level spec ("gpt2" model) as tokenizer.json text that parse_tokenizer_json, and
 // Hugging Face's tokenizers, read back as the same tokenizer.
 std::string tokenizer_json_text(const TokenizerSpec& spec);
