@@ -113,8 +113,10 @@ int cmd_chat(int argc, char** argv) {
             "  --system TEXT         system prompt (default: the template's own, if it has one)\n"
             "  -n STEPS              positions for the whole conversation: 0..1048576 (default 0 = the\n"
             "                        model's max_seq_len, also the most)\n"
-            "  -t TEMP  -p TOPP  -s SEED  --plan PLAN  --prefill MODE  --device D   as for generate\n"
-            "                        (defaults: -t 0.7, -p 0.9, -s time)\n");
+            "  -t TEMP               temperature 0..100, 0 = greedy (default 0.7)\n"
+            "  -p TOPP               top-p 0..1 (default 0.9)\n"
+            "  -s SEED               random seed, any 32-bit integer (default: time)\n"
+            "  --plan PLAN  --prefill MODE  --device cpu|cuda   as for generate\n");
         return 0;
     }
     const std::string path = a.need_model(0);
