@@ -21,7 +21,7 @@
                            regex, and ignore_merges as Llama 3 sets it), and the words each of
                            the three pre-tokenizers splits the string into ("words").
 
-The tests (tests/test_byte_bpe.cpp) read both; they need no Python.
+The tests (tests/test_byte_bpe.cpp, tests/test_chat.cpp) read these files; they need no Python.
 """
 import json
 import os
