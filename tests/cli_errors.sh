@@ -223,5 +223,41 @@ else
     fail=$((fail + 1)); echo "FAILED: a failed bench throughput changed --csv/--svg or left a temporary file"
 fi
 
+# tokenize and chat (issue 21): SmolLM2's tokenizer (tests/data/tokenizer) on a random model of its vocabulary
+SMOL=$(cd "$(dirname "$0")" && pwd)/data/tokenizer/smollm2-tokenizer.json
+ids=$("$BIN" tokenize -z "$SMOL" -i "Hello, world! 12" --ids 2>/dev/null)
+if [ "$ids" == "19556 28 905 17 216 33 34" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: tokenize --ids gave '$ids'"; fi
+expect_error "tokenize nothing"      "give a MODEL"      -- "$BIN" tokenize -i "x"
+expect_error "tokenize no text"      "-i TEXT"           -- "$BIN" tokenize -z "$SMOL"
+expect_error "tokenize bin alone"    "vocabulary size"   -- "$BIN" tokenize -z "$T/zeros.bin" -i "x"
+expect_error "tokenize wrong vocab"  "49152 tokens"      -- "$BIN" tokenize "$T/m.kvs" -z "$SMOL" -i "x"
+expect_error "chat no template"      "--chat-template"   -- "$BIN" chat "$T/m.kvs"
+expect_error "chat bad template"     "--chat-template"   -- "$BIN" chat "$T/m.kvs" --chat-template alpaca
+expect_error "chat template tokens"  "<|im_start|>"      -- "$BIN" chat "$T/m.kvs" --chat-template chatml
+"$BIN" init "$T/s.kvs" --dim 32 --hidden 64 --layers 2 --heads 2 --kv-heads 1 --vocab 49152 --seq 48 -s 5 2>/dev/null
+# a reply that never ends fills the context: the text so far, then one clear error
+printf 'hi\n' | timeout 60 "$BIN" chat "$T/s.kvs" -z "$SMOL" --chat-template chatml -t 0 >/dev/null 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && [ "$(grep -c "kvshare: error: the conversation has filled the context of 48" "$T/err")" -eq 1 ]; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1)); echo "FAILED: chat context full: rc $rc, stderr $(cat "$T/err")"
+fi
+# exported with its tokenizer.json, a folder runs without -z; an eos_token_id naming every id
+# ends every reply (and generate) at once; no BOS, as the tokenizer asks
+"$BIN" export "$T/s.kvs" "$T/hfs" -z "$SMOL" 2>/dev/null
+printf '{"eos_token_id": [%s]}\n' "$(seq -s, 0 49151)" > "$T/hfs/generation_config.json"
+printf 'hi\n\nthere\n' | timeout 60 "$BIN" chat "$T/hfs" --chat-template chatml >"$T/out" 2>"$T/err"; rc=$?
+out=$(wc -l < "$T/out")
+gen=$("$BIN" generate "$T/hfs" -i "Hello" -n 20 -t 0 2>/dev/null)
+ids=$("$BIN" tokenize "$T/hfs" -i "Hello" --ids 2>/dev/null)
+if [ $rc -eq 0 ] && [ "$out" -eq 2 ] && grep -q "^[0-9]* positions of 48 used; 0 reply tokens" "$T/err" && [ -f "$T/hfs/tokenizer.json" ] &&
+   [ -f "$T/hfs/tokenizer_config.json" ] && [ ! -f "$T/hfs/tokenizer.model" ] && [ "$gen" == "Hello" ] && [ "$ids" == "19556" ]; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1)); echo "FAILED: chat/generate on an exported byte-level folder: rc $rc, out '$out', generate '$gen', ids '$ids', stderr $(cat "$T/err")"
+fi
+gen=$("$BIN" generate "$T/s.kvs" -z "$SMOL" -i "Hello" -n 20 -t 0 2>/dev/null)
+if [ ${#gen} -gt 5 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: generate without an EOS stopped early: '$gen'"; fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -148,6 +148,10 @@ const std::vector<Option> kOptions = {
     {{"bench", "prefill", "--preset", "tiny"}, "--prompt", 1, 64, "max_seq_len"},
     {{"bench", "prefill", "--preset", "tiny"}, "--repeats", 1, 1000, "1..1000"},
     {{"bench", "prefill", "--preset", "tiny"}, "--iterations", 1, 1024, "1..1024"},
+    {{"chat", "M"}, "-n", 0, 1048576, "0..1048576"},
+    {{"chat", "M"}, "-t", kNone, kNo, "0..100"},
+    {{"chat", "M"}, "-p", kNone, kNo, "0..1"},
+    {{"chat", "M"}, "-s", kNone, kNo, "any 32-bit integer"},
 };
 
 // Out of range, on either side, for the float options (their garbage is tested above too).
@@ -160,6 +164,8 @@ const std::vector<std::pair<size_t, std::vector<std::string>>> kFloatEdges = {
     {27, {"-1", "1e7"}},                 // train --clip
     {40, {"0", "1", "-0.5", "2"}},       // calibrate --ratio
     {41, {"-1.5", "1.5"}},               // calibrate --threshold
+    {kOptions.size() - 3, {"-0.5", "101", "1e39"}},  // chat -t
+    {kOptions.size() - 2, {"-0.1", "1.5"}},          // chat -p
 };
 
 struct Paths {

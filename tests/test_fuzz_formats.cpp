@@ -6,7 +6,8 @@
 // damage leaves a valid file, load a model no larger than the file. Then llama2.c's
 // tokenizer.bin, plan files and plan specs: every truncation, hostile header fields and
 // seeded random byte flips, each loading a consistent tokenizer or plan or failing with a
-// clean error. Seconds, not minutes: the files are a few KB. tests/cli_errors.sh checks the
+// clean error; and Hugging Face's tokenizer.json (truncations, flips, hostile ids, merges
+// that name missing tokens, huge lists). Seconds, not minutes: the files are a few KB. tests/cli_errors.sh checks the
 // same through the command line; under `make test-asan` the same inputs also check that every
 // byte read stays in bounds.
 #include <catch2/catch.hpp>
@@ -15,9 +16,11 @@
 #include "src/model/plan.h"
 #include "src/text/sentencepiece.h"
 #include "src/text/tokenizer.h"
+#include "src/text/tokenizer_json.h"
 #include "src/util.h"
 #include "tests/helpers.h"
 #include "tests/hf_files.h"
+#include "tests/tokenizer_data.h"
 #include <cfloat>
 #include <fstream>
 #include <climits>
@@ -471,4 +474,79 @@ TEST_CASE("fuzz: random plan specs", "[fuzz]") {
         ok += what == "ok";
     }
     CHECK(ok > 0);
+}
+
+// ---- Hugging Face's tokenizer.json ---------------------------------------------------------
+
+namespace {
+
+// Parses text as a tokenizer.json named `name` and builds and runs its encoder: "ok", or the
+// runtime_error's message, which must name the file.
+std::string tokenizer_json_outcome(const std::string& text, const std::string& name) {
+    const std::string what = outcome([&] {
+        const Tokenizer t = tokenizer_from_spec(parse_tokenizer_json(text, name));
+        const std::vector<int> ids = t.encode("fuzzed <|im_start|>text \xE6\x97\xA5 123 it's\n", false, false);
+        for (size_t i = 0; i < ids.size(); i++) t.decode_piece(i ? ids[i - 1] : -1, ids[i]);
+    });
+    if (what != "ok" && what.find(name) == std::string::npos) FAIL("an error that does not name " << name << ": " << what);
+    return what;
+}
+
+}  // namespace
+
+TEST_CASE("fuzz: tokenizer.json truncated, bit-flipped and with hostile values", "[fuzz]") {
+    const std::string full = tokenizer_json_text(tokenizer_test::small_spec("smollm"));
+    REQUIRE(tokenizer_json_outcome(full, "full.json") == "ok");
+    // every truncation that loses more than the final newline (every byte of the first and last
+    // 2 KB, every 7th between)
+    const size_t end = full.find_last_not_of('\n') + 1;
+    size_t cuts = 0;
+    for (size_t len = 0; len < end; len += (len < 2048 || len + 2048 > end) ? 1 : 7, cuts++)
+        if (tokenizer_json_outcome(full.substr(0, len), "cut.json") == "ok") FAIL("tokenizer.json cut to " << len << " bytes loaded");
+    CHECK(cuts > 4000);
+    Rng rng(31);
+    size_t loaded = 0;
+    for (int i = 0; i < 1500; i++) {
+        std::string damaged = full;
+        for (int f = 0; f < 1 + (int)(rng.next_u32() % 3); f++) damaged[rng.next_u32() % damaged.size()] ^= (char)(1 << (rng.next_u32() % 8));
+        loaded += tokenizer_json_outcome(damaged, "flipped.json") == "ok";
+    }
+    CHECK(loaded > 0);  // a flip inside a token's text can leave a valid tokenizer
+    // hostile values where the file gives sizes and ids
+    auto replaced = [&](const std::string& from, const std::string& to) {
+        std::string s = full;
+        const size_t at = s.find(from);
+        REQUIRE(at != std::string::npos);
+        return s.replace(at, from.size(), to);
+    };
+    for (const char* id : {"-1", "259", "271", "4294967296", "9223372036854775807", "99999999999999999999", "1e3", "2.5", "\"3\"", "null"}) {
+        INFO("id " << id);
+        CHECK(tokenizer_json_outcome(replaced("\"id\":0,", std::string("\"id\":") + id + ","), "ids.json") != "ok");
+        CHECK(tokenizer_json_outcome(replaced("\"b\": 101", std::string("\"b\": ") + id), "vocab.json") != "ok");
+    }
+    // merges naming tokens the vocabulary lacks, or making one it lacks; a huge list of them
+    CHECK(tokenizer_json_outcome(replaced("\"merges\": [", "\"merges\": [\n\"zz q\","), "m.json").find("lacks") != std::string::npos);
+    CHECK(tokenizer_json_outcome(replaced("\"merges\": [", "\"merges\": [\n\"x y\","), "m.json").find("makes 'xy'") != std::string::npos);
+    std::string many = "\"merges\": [";
+    for (int i = 0; i < 200000; i++) many += "\"a b\",";
+    CHECK(tokenizer_json_outcome(replaced("\"merges\": [", many), "many.json") == "ok");  // duplicates: the last counts
+    std::string junk = "\"merges\": [";
+    for (int i = 0; i < 200000; i++) junk += "[\"a\", \"b\", \"c\"],";
+    CHECK(tokenizer_json_outcome(replaced("\"merges\": [", junk), "junk.json").find("not a pair") != std::string::npos);
+    // a huge added_tokens list whose ids run past the vocabulary
+    std::string added = "\"added_tokens\": [";
+    for (int i = 0; i < 100000; i++) added += "{\"id\": " + std::to_string(1000000 + i) + ", \"content\": \"t" + std::to_string(i) + "\"},";
+    CHECK(tokenizer_json_outcome(replaced("\"added_tokens\": [", added), "added.json").find("outside") != std::string::npos);
+    // nesting past the JSON reader's limit
+    CHECK(tokenizer_json_outcome(replaced("\"normalizer\": null", "\"normalizer\": " + std::string(100, '[') + std::string(100, ']')),
+                                 "deep.json") != "ok");
+    // through the file reader, which tells JSON apart by its first byte
+    const std::string path = temp_path("fuzz_tokenizer.json");
+    for (size_t len : {(size_t)1, (size_t)2, full.size() / 2}) {
+        write_bytes(path, full.substr(0, len));
+        CHECK_THROWS_AS(load_tokenizer_file(path, 270), std::runtime_error);
+    }
+    write_bytes(path, full);
+    CHECK_THROWS_WITH(load_tokenizer_file(path, 300), Catch::Contains("270 tokens") && Catch::Contains("300"));
+    std::remove(path.c_str());
 }

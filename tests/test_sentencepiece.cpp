@@ -190,9 +190,9 @@ TEST_CASE("tokenizer.model: what llama2.c's encoder does not do is refused, with
                       Catch::Contains("longer than 10 bytes"));
 }
 
-TEST_CASE("tokenizer files kvshare does not read get a clear error", "[sentencepiece]") {
+TEST_CASE("a tokenizer.json goes to its own reader, whose errors name what it lacks", "[sentencepiece]") {
     const std::string json = temp_path("tokenizer.json");
     std::ofstream(json) << "{\"version\": \"1.0\", \"model\": {\"type\": \"BPE\"}}";
-    CHECK_THROWS_WITH(load_tokenizer_file(json, 128256), Catch::Contains("tokenizer.json") && Catch::Contains("Llama 3"));
+    CHECK_THROWS_WITH(load_tokenizer_file(json, 128256), Catch::Contains("tokenizer.json") && Catch::Contains("pre_tokenizer"));
     std::remove(json.c_str());
 }

@@ -99,7 +99,7 @@ static int bench_converge(int argc, char** argv) {
     Model m = bench_model(a);
     const int ctx = m.config.max_seq_len, V = m.config.vocab_size;
     std::vector<int> tokens;
-    if (a.has("-i")) tokens = tokenizer_for(tok_path, m).encode(a.get("-i"), true, false);
+    if (a.has("-i")) { const Tokenizer tok = tokenizer_for(tok_path, m); tokens = tok.encode(a.get("-i"), tok.add_bos, false); }
     else tokens = random_tokens(a.get_int("-n", std::min(32, ctx), 1, ctx), V, (uint64_t)a.get_int("-s", 1, INT_MIN, INT_MAX));
     const int n = (int)tokens.size();
     if (n > ctx)

@@ -199,7 +199,7 @@ int cmd_calibrate(int argc, char** argv) {
     if (!data.empty()) {
         const std::string text = read_text_file(data, "kvshare calibrate --data");
         if (text.empty()) fail("kvshare calibrate: '" + data + "' is empty");
-        stream = tok.encode(text, true, false);
+        stream = tok.encode(text, tok.add_bos, false);
     } else {  // stories, each with BOS, as `train --stories` saw them
         stream = encode_documents(tok, story_split(Split::Train, count * 4));
     }

@@ -21,6 +21,8 @@ static const char* kUsage =
     "usage: kvshare COMMAND [options]    (kvshare COMMAND --help for its options)\n"
     "\n"
     "  generate MODEL   generate text (llama2.c flags: -z -i -n -t -p -s), any sharing plan\n"
+    "  chat MODEL       a conversation in the model's chat format, the KV cache kept across turns\n"
+    "  tokenize MODEL   the token ids (and their text) of a text, for any model or tokenizer file\n"
     "  info MODEL       config, plan, KV cache bytes against the standard plan\n"
     "  plans            every named sharing plan for a layer count\n"
     "  eval MODEL       mean loss and perplexity on a text file\n"
@@ -36,16 +38,6 @@ static const char* kUsage =
     "(config.json, model.safetensors or its sharded index, tokenizer.model; Llama or lckv-llama).\n"
     "PLAN is standard, pizza|sandwich|lasagna-bottom|middle|top:L, cla:G, yoco, lckv:W,\n"
     "an explicit map like 0,0,2,2, or a file holding one; append ,diag=all to mask every diagonal.\n";
-
-Tokenizer tokenizer_for(const std::string& path, const Model& m) {
-    const int vocab = m.config.vocab_size;
-    if (!path.empty()) return load_tokenizer_file(path, vocab);
-    if (!m.tokenizer_path.empty()) return load_tokenizer_file(m.tokenizer_path, vocab);
-    if (vocab == 259) return Tokenizer::bytes();
-    struct stat st;
-    if (stat("tokenizer.bin", &st) == 0) return Tokenizer::load("tokenizer.bin", vocab);
-    fail("the model has a " + std::to_string(vocab) + "-token vocabulary: pass its tokenizer with -z (e.g. llama2.c's tokenizer.bin)");
-}
 
 // Bytes as the memory check prints them; SIZE_MAX means the product saturated.
 static std::string bytes_text(size_t bytes) { return bytes == SIZE_MAX ? "more than 18 EB" : format_bytes((double)bytes); }
@@ -244,6 +236,8 @@ int kvshare_main(int argc, char** argv) {
         if (cmd == "export") return cmd_export(argc, argv);
         if (cmd == "tokenizer") return cmd_tokenizer(argc, argv);
         if (cmd == "stories") return cmd_stories(argc, argv);
+        if (cmd == "tokenize") return cmd_tokenize(argc, argv);
+        if (cmd == "chat") return cmd_chat(argc, argv);
         fail("unknown command '" + cmd + "' (see kvshare --help)");
     } catch (const std::bad_alloc&) {
         // every size is checked before it is allocated (src/model/memory.h), so this is a

@@ -47,14 +47,14 @@ std::vector<int> encode_documents(const Tokenizer& tok, const std::vector<std::s
     std::vector<int> tokens;
     for (const std::string& d : docs) {
         if (d.empty()) continue;
-        std::vector<int> t = tok.encode(d, true, false);
+        std::vector<int> t = tok.encode(d, tok.add_bos, false);
         tokens.insert(tokens.end(), t.begin(), t.end());
     }
     return tokens;
 }
 
 int recall_probe(Backend& be, const Model& m, const Tokenizer& tok, const RecallProbe& p, const PrefillOptions& prefill) {
-    std::vector<int> prompt = tok.encode(p.prompt, true, false);
+    std::vector<int> prompt = tok.encode(p.prompt, tok.add_bos, false);
     const std::string want = " " + p.answer;
     if ((int)prompt.size() + (int)want.size() > be.context()) return -1;  // does not fit: not counted
     be.prefill(prompt.data(), (int)prompt.size(), prefill);
@@ -150,7 +150,7 @@ int cmd_eval(int argc, char** argv) {
     }
     const std::string text = read_text_file(data, "kvshare eval --data");
     if (text.empty()) fail("kvshare eval: '" + data + "' is empty");
-    std::vector<int> tokens = a.has("--per-line") ? encode_documents(tok, split(text, '\n')) : tok.encode(text, true, false);
+    std::vector<int> tokens = a.has("--per-line") ? encode_documents(tok, split(text, '\n')) : tok.encode(text, tok.add_bos, false);
     double t0 = now_seconds();
     EvalResult r = evaluate(*be, m, tokens, context, prefill);
     double t1 = now_seconds();

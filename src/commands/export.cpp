@@ -6,17 +6,26 @@
 #include "src/formats/hf_folder.h"
 #include "src/text/sentencepiece.h"
 #include "src/text/tokenizer.h"
+#include "src/text/tokenizer_json.h"
+#include <filesystem>
 #include "src/util.h"
 #include <cstdio>
 
-// The tokenizer.model to write: a SentencePiece file as it is (every field kept), or the
-// model's tokenizer converted (a llama2.c tokenizer.bin, kvshare's BPE, the byte tokenizer).
-static std::string tokenizer_model_for(const std::string& z, const Model& m) {
-    const std::string given = !z.empty() ? z : m.tokenizer_path;
-    if (given.empty()) return sentencepiece_model_bytes(tokenizer_for("", m));
-    const Tokenizer t = load_tokenizer_file(given, m.config.vocab_size);  // checks its size, format and vocabulary
-    const std::string bytes = read_text_file(given);
-    return is_sentencepiece_model(bytes) ? bytes : sentencepiece_model_bytes(t);
+// The tokenizer files to write. Byte-level BPE (a GGUF's, a tokenizer.json's): tokenizer.json
+// and tokenizer_config.json written from its spec. Else tokenizer.model: a SentencePiece file
+// as it is (every field kept), or the model's tokenizer converted (a llama2.c tokenizer.bin,
+// kvshare's BPE, the byte tokenizer).
+static std::vector<FolderFile> tokenizer_files_for(const std::string& z, const Model& m) {
+    std::string given = !z.empty() ? z : m.tokenizer_path;
+    if (given.empty() && !m.tokenizer_spec && !m.folder.empty() && std::filesystem::is_regular_file(m.folder + "/tokenizer.json"))
+        given = m.folder + "/tokenizer.json";
+    const Tokenizer t = tokenizer_for(given, m);  // checks its size, format and vocabulary
+    if (t.is_byte_level()) {
+        const TokenizerSpec spec = given.empty() ? *m.tokenizer_spec : load_tokenizer_json(given);
+        return {{"tokenizer.json", tokenizer_json_text(spec)}, {"tokenizer_config.json", tokenizer_config_json_text(spec)}};
+    }
+    const std::string bytes = given.empty() ? "" : read_text_file(given);
+    return {{"tokenizer.model", is_sentencepiece_model(bytes) ? bytes : sentencepiece_model_bytes(t)}};
 }
 
 int cmd_export(int argc, char** argv) {
@@ -26,7 +35,8 @@ int cmd_export(int argc, char** argv) {
                     "Writes MODEL as a Hugging Face folder OUTDIR: config.json (model_type \"llama\" for the standard\n"
                     "plan, \"lckv-llama\" with layer_types, forward_passes, backward_passes and force_nodiag for any\n"
                     "other), model.safetensors (F32 by default, or BF16) and tokenizer.model (SentencePiece; from -z, the\n"
-                    "model's own folder, or the model's tokenizer converted). kvshare loads the folder back with the\n"
+                    "model's own folder, or the model's tokenizer converted), or for a byte-level BPE tokenizer (a GGUF's,\n"
+                    "a tokenizer.json) tokenizer.json and tokenizer_config.json. kvshare loads the folder back with the\n"
                     "same logits, bit for bit in F32. OUTDIR appears only when complete; files of an existing OUTDIR\n"
                     "are replaced only once all are written.\n");
         return 0;
@@ -38,8 +48,7 @@ int cmd_export(int argc, char** argv) {
     if (dtype_name != "f32" && dtype_name != "bf16") fail("kvshare export: --dtype must be f32 or bf16");
     const DType dtype = dtype_name == "bf16" ? DType::BF16 : DType::F32;
     Model m = load_model(path, a.get("--plan"));
-    const std::string tokenizer = tokenizer_model_for(a.get("-z"), m);
-    save_hf_folder(out, m, dtype, tokenizer);
+    save_hf_folder(out, m, dtype, tokenizer_files_for(a.get("-z"), m));
     const bool lckv = m.plan.n_kv_layers() != m.config.n_layers || m.plan.diag_all;
     std::fprintf(stderr, "wrote %s: %s, %s, %.2fM parameters in %s\n", out.c_str(), lckv ? "lckv-llama" : "llama",
                  m.plan.spec().c_str(), m.n_params() / 1e6, dtype == DType::BF16 ? "BF16" : "F32");

@@ -6,21 +6,19 @@
 #include "src/commands/commands.h"
 #include "src/text/sampler.h"
 #include "src/text/tokenizer.h"
+#include "src/text/unicode.h"
 #include "src/util.h"
-#include <cctype>
 #include <climits>
 #include <cstdio>
 #include <ctime>
 
-static const int kBOS = 1;
-
-// Print a piece unless it is a lone unprintable byte (raw byte tokens can be anything).
-static void print_piece(std::string& out, const std::string& piece) {
-    if (piece.size() == 1) {
-        unsigned char c = (unsigned char)piece[0];
-        if (!(std::isprint(c) || std::isspace(c))) return;
+std::vector<int> encode_prompt(const Tokenizer& tok, const std::string& text) {
+    std::vector<int> prompt = tok.encode(text, tok.add_bos, false);
+    if (prompt.empty()) {
+        if (tok.bos_id < 0) fail("the prompt is empty and the tokenizer has no BOS token to start from: give a prompt with -i");
+        prompt.push_back(tok.bos_id);
     }
-    out += piece;
+    return prompt;
 }
 
 int cmd_generate(int argc, char** argv) {
@@ -29,8 +27,10 @@ int cmd_generate(int argc, char** argv) {
     if (a.has("--help")) {
         std::printf(
             "usage: kvshare generate MODEL [options]\n"
-            "  -z TOKENIZER    tokenizer.bin (default: built-in bytes for a 259-token model, else ./tokenizer.bin)\n"
-            "  -i PROMPT       prompt text (default: empty, i.e. just BOS)\n"
+            "  -z TOKENIZER    tokenizer.bin, tokenizer.model or tokenizer.json (default: the model's own; built-in\n"
+            "                  bytes for a 259-token model; else ./tokenizer.bin)\n"
+            "  -i PROMPT       prompt text (default: empty, i.e. just BOS); special tokens' text (<|im_start|>)\n"
+            "                  becomes their ids\n"
             "  -n STEPS        positions to run, prompt included: 0..1048576 (default 256; 0 or more than\n"
             "                  the model's max_seq_len = max_seq_len)\n"
             "  -t TEMP         temperature 0..100, 0 = greedy (default 1.0)\n"
@@ -40,6 +40,8 @@ int cmd_generate(int argc, char** argv) {
             "  --prefill MODE  parallel (default), sequential, iterations:N (N 1..1048576)\n"
             "  --batch B       B sequences from the same prompt, seeds SEED..SEED+B-1: 1..4096 (default 1)\n"
             "  --device D      cpu (default) or cuda\n"
+            "A prompt starts with BOS when the model asks for it (add_bos); generation stops at the model's\n"
+            "EOS (a GGUF's, a folder's eos_token_id; llama2.c models: BOS), or after STEPS positions.\n"
             "Text goes to stdout as it comes; tokens/s and KV memory go to stderr. Before anything is\n"
             "allocated, the KV cache and run state for B x STEPS positions are checked against the\n"
             "memory available (the GPU's free memory with --device cuda).\n");
@@ -59,7 +61,7 @@ int cmd_generate(int argc, char** argv) {
     if (steps == 0 || steps > m.config.max_seq_len) steps = m.config.max_seq_len;
     const PrefillOptions prefill = parse_prefill(a.get("--prefill"), m);
 
-    std::vector<int> prompt = tok.encode(a.get("-i"), true, false);
+    std::vector<int> prompt = encode_prompt(tok, a.get("-i"));
     const int n_prompt = (int)prompt.size();
     if (n_prompt > m.config.max_seq_len)
         fail("the prompt has " + std::to_string(n_prompt) + " tokens, more than the model's context of " + std::to_string(m.config.max_seq_len));
@@ -75,10 +77,11 @@ int cmd_generate(int argc, char** argv) {
     std::vector<int> tokens((size_t)batch * n_prompt);
     for (int b = 0; b < batch; b++) std::copy(prompt.begin(), prompt.end(), tokens.begin() + (size_t)b * n_prompt);
 
-    // the prompt is echoed, as run.c does
+    // the prompt is echoed (but not a BOS), as run.c does; only whole UTF-8 characters are printed
     std::vector<std::string> text(batch);
+    std::vector<Utf8Stream> utf8(batch);
     for (int b = 0; b < batch; b++)
-        for (int t = 1; t < n_prompt; t++) print_piece(text[b], tok.decode_piece(prompt[t - 1], prompt[t]));
+        for (int t = tok.add_bos || a.get("-i").empty() ? 1 : 0; t < n_prompt; t++) text[b] += utf8[b].push(tok.decode_piece(t ? prompt[t - 1] : -1, prompt[t]));
     if (batch == 1) { std::fputs(text[0].c_str(), stdout); std::fflush(stdout); text[0].clear(); }
 
     double t0 = now_seconds();
@@ -99,8 +102,8 @@ int cmd_generate(int argc, char** argv) {
     for (;;) {
         for (int b = 0; b < batch; b++) {
             if (done[b]) continue;  // its tokens are still computed, and ignored
-            if (next[b] == kBOS) { done[b] = true; running--; continue; }  // BOS ends a story
-            print_piece(text[b], tok.decode_piece(last[b], next[b]));
+            if (tok.is_stop(next[b])) { done[b] = true; running--; continue; }  // EOS (llama2.c's stories: BOS)
+            text[b] += utf8[b].push(tok.decode_piece(last[b], next[b]));
             last[b] = next[b];
         }
         if (batch == 1 && !text[0].empty()) { std::fputs(text[0].c_str(), stdout); std::fflush(stdout); text[0].clear(); }
@@ -110,7 +113,8 @@ int cmd_generate(int argc, char** argv) {
         decoded++;
     }
     double t2 = now_seconds();
-    if (batch == 1) std::printf("\n");
+    for (int b = 0; b < batch; b++) text[b] += utf8[b].finish();
+    if (batch == 1) std::printf("%s\n", text[0].c_str());
     else
         for (int b = 0; b < batch; b++) std::printf("%s%s\n", b ? "---\n" : "", text[b].c_str());
     std::fflush(stdout);

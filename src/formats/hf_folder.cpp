@@ -1,4 +1,5 @@
 #include "src/formats/hf_folder.h"
+#include <memory>
 #include "src/formats/hf_config.h"
 #include "src/formats/rope_layout.h"
 #include "src/model/memory.h"
@@ -147,6 +148,7 @@ Model load_hf_folder(const std::string& folder) {
     m.backward_passes = hc.backward_passes;
     m.sequential_prefill = hc.use_sequential;
     m.tokenizer_path = folder_tokenizer_model(folder);
+    m.folder = folder;
     const FolderTensors files(folder);
 
     // every name, dtype and shape checked before the model takes any memory
@@ -196,7 +198,7 @@ std::string folder_tokenizer_model(const std::string& model_path) {
 // ---------------------------------------------------------------------------
 // export
 
-static void write_all(const std::string& dir, const Model& m, DType dtype, const std::string& tokenizer_model) {
+static void write_all(const std::string& dir, const Model& m, DType dtype, const std::vector<FolderFile>& tokenizer_files) {
     const Config& c = m.config;
     const Weights& w = m.weights;
     // W_q and W_k back to half-split pairs: (layer * heads) heads of head_size rows each
@@ -228,27 +230,28 @@ static void write_all(const std::string& dir, const Model& m, DType dtype, const
     const std::string torch_dtype = dtype == DType::BF16 ? "bfloat16" : "float32";
     OutputFile weights((fs::path(dir) / "model.safetensors").string());
     OutputFile config((fs::path(dir) / "config.json").string());
-    OutputFile tokenizer((fs::path(dir) / "tokenizer.model").string());
+    std::vector<std::unique_ptr<OutputFile>> tokenizer;
+    for (const FolderFile& f : tokenizer_files) tokenizer.push_back(std::make_unique<OutputFile>((fs::path(dir) / f.name).string()));
     write_safetensors(weights, out, dtype, Json::object().set("format", Json::of("pt")));
     config.write(to_json(hf_config_json(m, torch_dtype)));
-    tokenizer.write(tokenizer_model);
-    weights.commit();  // all three are written; only renames are left
+    for (size_t i = 0; i < tokenizer_files.size(); i++) tokenizer[i]->write(tokenizer_files[i].bytes);
+    weights.commit();  // all are written; only renames are left
     config.commit();
-    tokenizer.commit();
+    for (auto& t : tokenizer) t->commit();
 }
 
-void save_hf_folder(const std::string& folder, const Model& m, DType dtype, const std::string& tokenizer_model) {
+void save_hf_folder(const std::string& folder, const Model& m, DType dtype, const std::vector<FolderFile>& tokenizer_files) {
     std::error_code ec;
     if (fs::exists(folder, ec) && !fs::is_directory(folder, ec)) fail("cannot export to '" + folder + "': it is a file, not a folder");
     if (fs::is_directory(folder, ec)) {
-        write_all(folder, m, dtype, tokenizer_model);
+        write_all(folder, m, dtype, tokenizer_files);
         return;
     }
     // a new folder: written beside its name, renamed into place once complete
     const std::string temp = folder + ".tmp-" + std::to_string(getpid());
     if (!fs::create_directory(temp, ec)) fail("cannot create folder '" + temp + "': " + ec.message());
     try {
-        write_all(temp, m, dtype, tokenizer_model);
+        write_all(temp, m, dtype, tokenizer_files);
         fs::rename(temp, folder, ec);
         if (ec) fail("cannot rename '" + temp + "' to '" + folder + "': " + ec.message());
     } catch (...) {

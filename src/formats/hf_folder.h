@@ -25,8 +25,16 @@ Model load_hf_folder(const std::string& folder);
 // FOLDER/tokenizer.model when model_path is a folder that holds one, else "".
 std::string folder_tokenizer_model(const std::string& model_path);
 
-// Writes FOLDER/config.json, model.safetensors (F32 or BF16) and tokenizer.model (the bytes
-// given), all or nothing: a new folder appears only once all three are written; in an
-// existing folder each file is replaced only after all three are written, and a failure
-// leaves the old files as they were.
-void save_hf_folder(const std::string& folder, const Model& m, DType dtype, const std::string& tokenizer_model);
+// A file to write into a folder beside the model's: its name ("tokenizer.model") and bytes.
+struct FolderFile {
+    std::string name, bytes;
+};
+
+// Writes FOLDER/config.json, model.safetensors (F32 or BF16) and the tokenizer's files
+// (tokenizer.model; or tokenizer.json and tokenizer_config.json), all or nothing: a new
+// folder appears only once all are written; in an existing folder each file is replaced only
+// after all are written, and a failure leaves the old files as they were.
+void save_hf_folder(const std::string& folder, const Model& m, DType dtype, const std::vector<FolderFile>& tokenizer_files);
+inline void save_hf_folder(const std::string& folder, const Model& m, DType dtype, const std::string& tokenizer_model) {
+    save_hf_folder(folder, m, dtype, {{"tokenizer.model", tokenizer_model}});
+}

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <unordered_set>
 
 // ---------------------------------------------------------------- reading
 
@@ -61,12 +62,13 @@ struct Parser {
         pos++;  // '{'
         skip_space();
         if (peek() == '}' && !at_end()) { pos++; return; }
+        std::unordered_set<std::string> keys;  // a vocabulary's 100k keys: no quadratic search for duplicates
         for (;;) {
             skip_space();
             if (peek() != '"' || at_end()) error("expected a key in quotes");
             const size_t key_at = pos;
             std::string key = string();
-            if (v.find(key)) { pos = key_at; error("duplicate key \"" + key + "\""); }
+            if (!keys.insert(key).second) { pos = key_at; error("duplicate key \"" + key + "\""); }
             skip_space();
             expect(':');
             v.members.emplace_back(std::move(key), value(depth + 1));

@@ -38,6 +38,7 @@ struct Model {
     int forward_passes = 7, backward_passes = 2;
     bool sequential_prefill = false;
     std::string tokenizer_path{};  // the tokenizer the checkpoint came with (a folder's tokenizer.model), or ""
+    std::string folder{};          // the Hugging Face folder it was loaded from, or "": its tokenizer and generation files
     // A tokenizer held inside the checkpoint (a GGUF file's metadata), or null.
     std::shared_ptr<const TokenizerSpec> tokenizer_spec{};
 

@@ -1,4 +1,5 @@
 #include "src/text/sentencepiece.h"
+#include "src/text/tokenizer_json.h"
 #include "src/util.h"
 #include <algorithm>
 #include <cctype>
@@ -72,12 +73,6 @@ struct Wire {
     }
 };
 
-struct Piece {
-    std::string text;
-    float score = 0;
-    int type = kNormal;
-};
-
 struct Trainer {
     int model_type = 1;  // proto default: UNIGRAM
     bool byte_fallback = false, whitespace_suffix = false;
@@ -89,8 +84,8 @@ struct Normalizer {
     bool add_dummy_prefix = true, remove_extra_whitespaces = true, escape_whitespaces = true;
 };
 
-Piece read_piece(Wire w) {
-    Piece pc;
+SentencePiece read_piece(Wire w) {
+    SentencePiece pc;
     while (!w.done()) {
         uint32_t f; int wire;
         w.key(&f, &wire);
@@ -157,7 +152,7 @@ bool is_sentencepiece_model(const std::string& bytes) {
 
 Tokenizer parse_sentencepiece(const std::string& bytes, const std::string& source) {
     Wire w{(const uint8_t*)bytes.data(), bytes.size(), 0, source};
-    std::vector<Piece> pieces;
+    std::vector<SentencePiece> pieces;
     Trainer trainer;
     Normalizer normalizer;
     bool have_trainer = false;
@@ -186,12 +181,19 @@ Tokenizer parse_sentencepiece(const std::string& bytes, const std::string& sourc
     if (!normalizer.add_dummy_prefix || normalizer.remove_extra_whitespaces || !normalizer.escape_whitespaces)
         refuse("its normalizer changes whitespace");
 
+    return sentencepiece_tokenizer(pieces, source, false);
+}
+
+Tokenizer sentencepiece_tokenizer(const std::vector<SentencePiece>& pieces, const std::string& source, bool specials) {
+    const std::string what = "'" + source + "': ";
+    auto refuse = [&](const std::string& why) { fail(what + why + "; kvshare encodes as llama2.c does (BPE, byte fallback, no normalization)"); };
+    if (pieces.size() < 3 + 256) fail(what + "has " + std::to_string(pieces.size()) + " pieces; a byte-fallback model has at least 259");
     Tokenizer t;
     for (size_t id = 0; id < pieces.size(); id++) {
-        const Piece& pc = pieces[id];
+        const SentencePiece& pc = pieces[id];
         const std::string at = "piece " + std::to_string(id) + " ('" + pc.text + "')";
-        if (pc.type == kUserDefined || pc.type == kUnused) refuse(at + " is user-defined or unused");
         if (pc.type < kNormal || pc.type > kByte) fail(what + at + " has an unknown type " + std::to_string(pc.type));
+        if (pc.type == kUnused || (pc.type == kUserDefined && !specials)) refuse(at + " is user-defined or unused");
         const bool byte_slot = id >= 3 && id < 3 + 256;
         if ((pc.type == kByte) != byte_slot) refuse(at + (byte_slot ? " is not a byte piece" : " is a byte piece out of place"));
         if (byte_slot) {
@@ -199,10 +201,12 @@ Tokenizer parse_sentencepiece(const std::string& bytes, const std::string& sourc
             std::snprintf(want, sizeof want, "<0x%02X>", (unsigned)(id - 3));
             if (pc.text != want) refuse(at + " should be " + want);
         }
-        if ((id == 0) != (pc.type == kUnknown) || ((id == 1 || id == 2) != (pc.type == kControl)))
+        const bool extra_control = specials && id > 2 && pc.type == kControl;  // a chat model's <|im_start|>
+        if ((id == 0) != (pc.type == kUnknown) || ((id == 1 || id == 2) != (pc.type == kControl) && !extra_control))
             refuse(at + " has type " + std::to_string(pc.type) + " where kvshare expects <unk> at 0 and BOS, EOS at 1, 2");
         if (pc.text.empty()) fail(what + at + " is empty");
-        std::string text = id == 1 ? "\n<s>\n" : id == 2 ? "\n</s>\n" : replace_all(pc.text, kSpace, " ");
+        if (specials && (pc.type == kControl || pc.type == kUserDefined)) t.specials.push_back({pc.text, (int)id});
+        std::string text = id == 1 ? "\n<s>\n" : id == 2 ? "\n</s>\n" : pc.type == kNormal ? replace_all(pc.text, kSpace, " ") : pc.text;
         t.max_token_length = std::max(t.max_token_length, (int)text.size());
         t.pieces.push_back(std::move(text));
         t.scores.push_back(pc.score);
@@ -226,11 +230,13 @@ Tokenizer load_tokenizer_file(const std::string& path, int vocab_size) {
                  std::to_string(vocab_size));
         return t;
     }
-    size_t i = 0;
-    while (i < bytes.size() && std::isspace((unsigned char)bytes[i])) i++;
-    if (i < bytes.size() && bytes[i] == '{')
-        fail("tokenizer '" + path + "' is a JSON file (Hugging Face's tokenizer.json, as Llama 3 ships); kvshare reads SentencePiece's "
-             "tokenizer.model and llama2.c's tokenizer.bin");
+    if (looks_like_json(bytes)) {
+        Tokenizer t = tokenizer_from_spec(load_tokenizer_json(path));
+        if (t.vocab_size() != vocab_size)
+            fail("tokenizer '" + path + "' has " + std::to_string(t.vocab_size()) + " tokens, but the model's vocabulary has " +
+                 std::to_string(vocab_size));
+        return t;
+    }
     return Tokenizer::load(path, vocab_size);
 }
 
@@ -255,6 +261,7 @@ static void put_int(std::string& out, uint32_t field, int64_t v) {
 }
 
 std::string sentencepiece_model_bytes(const Tokenizer& t) {
+    if (t.is_byte_level()) fail("tokenizer: a byte-level BPE tokenizer cannot be written as SentencePiece's tokenizer.model");
     if (t.vocab_size() < 3 + 256) fail("tokenizer: SentencePiece needs the <unk>, BOS, EOS and 256 byte pieces");
     std::string model;
     for (int id = 0; id < t.vocab_size(); id++) {

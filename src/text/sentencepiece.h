@@ -21,9 +21,25 @@
 #pragma once
 #include "src/text/tokenizer.h"
 #include <string>
+#include <vector>
 
 // Whether bytes look like a ModelProto (its first field is a piece) rather than a tokenizer.bin.
 bool is_sentencepiece_model(const std::string& bytes);
+
+// One piece as SentencePiece stores it: text with U+2581 for spaces; score; type 1 normal,
+// 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+struct SentencePiece {
+    std::string text;
+    float score = 0;
+    int type = 1;
+};
+
+// The llama2.c-style Tokenizer for these pieces, or a clear error where its layout is not
+// the one llama2.c's encoder assumes. With specials (a GGUF "llama" vocabulary, read as
+// llama.cpp reads it), control pieces past EOS and user-defined pieces become specials
+// (src/text/tokenizer.h); without (tokenizer.model, as llama2.c's export reads it), they
+// are refused.
+Tokenizer sentencepiece_tokenizer(const std::vector<SentencePiece>& pieces, const std::string& source, bool specials);
 
 // `source` names the file in errors.
 Tokenizer parse_sentencepiece(const std::string& bytes, const std::string& source);
@@ -33,7 +49,7 @@ Tokenizer load_sentencepiece(const std::string& path);
 // then merged pieces), which parse_sentencepiece reads back as t.
 std::string sentencepiece_model_bytes(const Tokenizer& t);
 
-// Any tokenizer file kvshare reads: SentencePiece's tokenizer.model or llama2.c's
-// tokenizer.bin (for a model of vocab_size tokens); Hugging Face's tokenizer.json (Llama 3,
-// tiktoken-style) is a clear error.
+// Any tokenizer file kvshare reads, for a model of vocab_size tokens: SentencePiece's
+// tokenizer.model, llama2.c's tokenizer.bin or Hugging Face's tokenizer.json (with the
+// tokenizer_config.json beside it, src/text/tokenizer_json.h).
 Tokenizer load_tokenizer_file(const std::string& path, int vocab_size);

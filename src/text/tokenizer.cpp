@@ -1,4 +1,5 @@
 #include "src/text/tokenizer.h"
+#include "src/text/byte_bpe.h"
 #include "src/util.h"
 #include <algorithm>
 #include <cstdint>
@@ -8,8 +9,7 @@
 #include <queue>
 #include <sstream>
 
-static const int kBOS = 1, kEOS = 2;
-static const int kFirstByte = 3;  // byte b falls back to token b + 3
+static const int kFirstByte = 3;  // SentencePiece kind: byte b falls back to token b + 3
 
 // ---------------------------------------------------------------- the file
 
@@ -65,6 +65,7 @@ Tokenizer Tokenizer::load(const std::string& path, int vocab_size) {
 }
 
 void Tokenizer::save(const std::string& path) const {
+    if (is_byte_level()) fail("tokenizer: a byte-level BPE tokenizer cannot be written as a llama2.c tokenizer.bin");
     if (scores.size() != pieces.size()) fail("tokenizer: " + std::to_string(pieces.size()) + " pieces but " +
                                              std::to_string(scores.size()) + " scores");
     // the loader rejects pieces longer than the header says, so never write a smaller one
@@ -97,10 +98,22 @@ Tokenizer Tokenizer::bytes() {
 }
 
 void Tokenizer::build_index() {
+    for (const auto& s : specials)
+        if (s.first.empty() || s.second < 0 || s.second >= vocab_size())
+            fail("tokenizer: special token '" + s.first + "' (id " + std::to_string(s.second) + ") is empty or outside the vocabulary");
+    // longest first, so that the first special that matches at a position is the longest
+    std::stable_sort(specials.begin(), specials.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
     ids_.clear();
     ids_.reserve(pieces.size());
-    // emplace keeps the first id when a piece appears twice
-    for (size_t i = 0; i < pieces.size(); i++) ids_.emplace(pieces[i], (int)i);
+    std::vector<bool> special(pieces.size(), false);
+    special_starts_.reset();
+    for (const auto& s : specials) {
+        special[s.second] = true;
+        special_starts_.set((unsigned char)s.first[0]);
+    }
+    // emplace keeps the first id when a piece appears twice; merges never make a special
+    for (size_t i = 0; i < pieces.size(); i++)
+        if (!special[i]) ids_.emplace(pieces[i], (int)i);
     indexed_size_ = pieces.size();
 }
 
@@ -146,9 +159,34 @@ using MergeQueue = std::priority_queue<Merge, std::vector<Merge>, MergeOrder>;
 
 std::vector<int> Tokenizer::encode(const std::string& text, bool bos, bool eos) const {
     if (indexed_size_ != pieces.size()) fail("tokenizer: pieces changed since build_index()");
-    if ((bos || eos) && vocab_size() <= kEOS) fail("tokenizer: the vocabulary has no BOS/EOS tokens");
+    if ((bos && (bos_id < 0 || bos_id >= vocab_size())) || (eos && (eos_id < 0 || eos_id >= vocab_size())))
+        fail("tokenizer: the vocabulary has no " + std::string(bos ? "BOS" : "EOS") + " token");
+    std::vector<int> tokens;
+    if (bos) tokens.push_back(bos_id);
+    // special tokens' text becomes their ids; the kind's encoder takes the text between them
+    auto encode_text = [&](size_t from, size_t to) {
+        if (from == to) return;
+        if (byte_level) byte_level->encode(text.substr(from, to - from), tokens);
+        else encode_pieces(text.substr(from, to - from), tokens);
+    };
+    size_t start = 0;
+    for (size_t i = 0; i < text.size() && !specials.empty();) {
+        if (!special_starts_[(unsigned char)text[i]]) { i++; continue; }
+        const auto s = std::find_if(specials.begin(), specials.end(), [&](const auto& sp) { return text.compare(i, sp.first.size(), sp.first) == 0; });
+        if (s == specials.end()) { i++; continue; }
+        encode_text(start, i);
+        tokens.push_back(s->second);
+        i += s->first.size();
+        start = i;
+    }
+    encode_text(start, text.size());
+    if (eos) tokens.push_back(eos_id);
+    return tokens;
+}
 
-    // sentencepiece's dummy prefix, then one symbol per character (or per byte)
+// The SentencePiece kind's text without specials: a dummy-prefix space, each character's
+// piece (or its bytes' pieces), then merges by score.
+void Tokenizer::encode_pieces(const std::string& text, std::vector<int>& tokens) const {
     std::vector<Symbol> syms;
     auto add = [&](int token) { syms.push_back({token, (int)syms.size() - 1, (int)syms.size() + 1}); };
     int space = text.empty() ? -1 : find(" ");
@@ -189,11 +227,7 @@ std::vector<int> Tokenizer::encode(const std::string& text, bool bos, bool eos) 
         offer(m.left);
     }
 
-    std::vector<int> tokens;
-    if (bos) tokens.push_back(kBOS);
     for (int i = syms.empty() ? -1 : 0; i >= 0; i = syms[i].next) tokens.push_back(syms[i].token);  // symbol 0 is never merged away
-    if (eos) tokens.push_back(kEOS);
-    return tokens;
 }
 
 // ---------------------------------------------------------------- decoding
@@ -216,9 +250,10 @@ std::string Tokenizer::decode_piece(int prev_token, int token) const {
     if (token < 0 || token >= vocab_size())
         fail("token id " + std::to_string(token) + " is outside the tokenizer's vocabulary of " + std::to_string(vocab_size()));
     const std::string& piece = pieces[token];
+    if (is_byte_level()) return piece;
     int byte = byte_piece_value(piece);
     if (byte >= 0) return std::string(1, (char)byte);
-    if (prev_token == kBOS && !piece.empty() && piece[0] == ' ') return piece.substr(1);  // the dummy prefix
+    if (prev_token == bos_id && !piece.empty() && piece[0] == ' ') return piece.substr(1);  // the dummy prefix
     return piece;
 }
 
@@ -226,8 +261,10 @@ std::string Tokenizer::decode(const std::vector<int>& tokens) const {
     std::string out;
     int prev = -1;
     for (int t : tokens) {
-        if (t != kBOS && t != kEOS) out += decode_piece(prev, t);
+        if (t != bos_id && t != eos_id) out += decode_piece(prev, t);
         prev = t;
     }
     return out;
 }
+
+bool Tokenizer::is_stop(int token) const { return std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end(); }
