@@ -7,6 +7,7 @@
 #include "src/model/model.h"
 #include "src/util.h"
 #include "tests/hf_files.h"
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -351,5 +352,47 @@ inline std::vector<Kv> tokenizer_keys(int vocab) {
             kv_u32("tokenizer.ggml.padding_token_id", 2), kv_bool("tokenizer.ggml.add_bos_token", false),
             kv_str("tokenizer.chat_template", "{% for message in messages %}<|im_start|>{{ message['content'] }}{% endfor %}")};
 }
+
+// A small valid file: dim 32, 1 layer, vocab 8, Q4_1 matrices, Q8_0 embedding, F32 norms,
+// a tokenizer: SmolLM2's mix in miniature.
+struct SmallGguf {
+    Model m;
+    std::vector<Kv> keys;
+    std::vector<TensorOut> tensors;
+    SmallGguf() {
+        Config c;
+        c.dim = 32; c.hidden_dim = 64; c.n_layers = 1; c.n_heads = 2; c.n_kv_heads = 1; c.vocab_size = 8;
+        c.max_seq_len = 16; c.shared_classifier = true;
+        m = init_model(c, parse_plan("standard", 1), 4);
+        keys = llama_keys(c);
+        for (const Kv& kv : tokenizer_keys(8)) keys.push_back(kv);
+        tensors = requantized_tensors(m, Q4_1, 2);
+        Rng rng(8);
+        const QuantBlock e = random_blocks(Q8_0, 8 * 32, rng, 0.0625f);
+        tensors[0].type = Q8_0;
+        tensors[0].data = e.bytes;
+        const std::vector<TensorOut> f32 = llama_tensors(m);
+        for (size_t i = 0; i < tensors.size(); i++)
+            if (tensors[i].ne.size() == 1) tensors[i] = f32[i];
+    }
+    void set_key(const Kv& kv) {
+        for (Kv& k : keys)
+            if (k.key == kv.key) {
+                k = kv;
+                return;
+            }
+        keys.push_back(kv);
+    }
+    void drop_key(const std::string& key) {
+        keys.erase(std::remove_if(keys.begin(), keys.end(), [&](const Kv& k) { return k.key == key; }), keys.end());
+    }
+    TensorOut& tensor(const std::string& name) {
+        for (TensorOut& t : tensors)
+            if (t.name == name) return t;
+        FAIL("no tensor " << name);
+        return tensors[0];
+    }
+    GgufBytes bytes(uint32_t version = 3, uint32_t alignment = 32) const { return gguf_bytes(keys, tensors, version, alignment); }
+};
 
 }  // namespace gguf_test
