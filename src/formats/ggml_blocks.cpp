@@ -169,6 +169,5 @@ void dequantize(GgmlType type, const uint8_t* src, size_t n, float* out) {
     }
     const GgmlTypeInfo* info = ggml_type_info((uint32_t)type);
     const size_t blocks = n / info->values;
-#pragma omp parallel for schedule(static) if (blocks >= 4096)  // threads only where they pay
     for (size_t b = 0; b < blocks; b++) block_fn(src + b * info->bytes, out + b * info->values);
 }

@@ -63,5 +63,6 @@ void dequantize_q4_k(const uint8_t* block, float* out);
 void dequantize_q5_k(const uint8_t* block, float* out);
 void dequantize_q6_k(const uint8_t* block, float* out);
 
-// n values of a supported type at src (n a multiple of its block's values) into out.
+// n values of a supported type at src (n a multiple of its block's values) into out, on the
+// calling thread (a loader converts several tensors at once).
 void dequantize(GgmlType type, const uint8_t* src, size_t n, float* out);

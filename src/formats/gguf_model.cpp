@@ -237,14 +237,22 @@ Model load_gguf(const std::shared_ptr<MappedFile>& file) {
     const std::vector<size_t> sizes = weight_sizes(c, c.n_layers);
     const std::vector<Tensor*> tensors = m.weights.tensors();
     for (size_t i = 0; i < tensors.size(); i++) tensors[i]->allocate(sizes[i]);
-    for (const Needed& n : needed) {
-        const GgufTensor& t = *g.find_tensor(n.name);
-        float* dst = n.dst->data() + n.at;
+    // one tensor per thread, in one parallel region (a region per tensor cost more in thread
+    // wake-ups than converting the small ones); the first value that is not finite, per tensor
+    std::vector<size_t> not_finite(needed.size(), SIZE_MAX);
+#pragma omp parallel for schedule(dynamic)
+    for (size_t i = 0; i < needed.size(); i++) {
+        const GgufTensor& t = *g.find_tensor(needed[i].name);
+        float* dst = needed[i].dst->data() + needed[i].at;
         g.read_f32(t, dst);
-        for (size_t i = 0; i < t.elements; i++)
-            if (!std::isfinite(dst[i]))
-                fail(k.where + ": tensor '" + n.name + "' (" + ggml_type_name((uint32_t)t.type) + ") holds NaN or Inf at value " +
-                     std::to_string(i) + (ggml_type_info((uint32_t)t.type)->values == 1 ? "" : " (a block's scale or minimum is NaN or Inf)"));
+        for (size_t j = 0; j < t.elements && not_finite[i] == SIZE_MAX; j++)
+            if (!std::isfinite(dst[j])) not_finite[i] = j;
     }
+    for (size_t i = 0; i < needed.size(); i++)
+        if (not_finite[i] != SIZE_MAX) {
+            const GgufTensor& t = *g.find_tensor(needed[i].name);
+            fail(k.where + ": tensor '" + t.name + "' (" + ggml_type_name((uint32_t)t.type) + ") holds NaN or Inf at value " +
+                 std::to_string(not_finite[i]) + (ggml_type_info((uint32_t)t.type)->values == 1 ? "" : " (a block's scale or minimum is NaN or Inf)"));
+        }
     return m;
 }
