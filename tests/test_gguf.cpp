@@ -38,7 +38,7 @@ std::vector<float> all_logits(const Model& m, const std::vector<int>& tokens) {
 }
 
 // Bitwise equality (so -0 and 0 differ, and NaN equals itself).
-bool same_bits(const float* a, const float* b, size_t n) { return std::memcmp(a, b, n * sizeof(float)) == 0; }
+bool same_bits(const float* a, const float* b, size_t n) { return n == 0 || std::memcmp(a, b, n * sizeof(float)) == 0; }
 
 std::vector<float> dequantized(uint32_t type, const std::string& bytes, size_t n) {
     std::vector<float> out(n);

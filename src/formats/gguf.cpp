@@ -48,7 +48,9 @@ struct Cursor {
     }
     // A string's length, checked against the bytes left, then its bytes skipped.
     size_t skip_string(const std::string& what) {
-        const uint64_t len = take<uint64_t>(what + "'s length");
+        if (!f.holds(at, 8)) need(8, what + "'s length");  // the message only when it is needed: arrays hold 10^5 strings
+        const uint64_t len = f.read<uint64_t>(at);
+        at += 8;
         if (len > left())
             bad(what + " claims a string of " + std::to_string(len) + " bytes, more than the " + std::to_string(left()) +
                 " bytes left (truncated or corrupt)");

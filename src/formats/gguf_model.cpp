@@ -70,7 +70,7 @@ Config read_config(const Keys& k) {
         const std::string rest = key.substr(6);
         if (starts_with(rest, "rope.scal")) {
             if (rest == "rope.scaling.type" && k.g.get_string(key, *k.find(key)) == "none") continue;
-            fail(k.where + ": " + key + " is set; kvshare implements plain RoPE only (no RoPE scaling)");
+            fail(k.where + ": " + printable(key) + " is set; kvshare implements plain RoPE only (no RoPE scaling)");
         }
         if (!kLlamaKeys.count(rest))
             fail(k.where + ": key '" + printable(key) + "' is not one kvshare knows; it might change the model, so kvshare stops");
