@@ -58,6 +58,14 @@ expect_error "unknown command"      "unknown command"   -- "$BIN" frobnicate
 expect_error "missing tokenizer"    "no such file"       -- "$BIN" generate "$T/m.kvs" -z "$T/nope.bin"
 expect_error "wrong tokenizer"      "tokenizer"         -- "$BIN" generate "$T/m.kvs" -z "$T/text.txt"
 expect_error "eval without data"    "--data"            -- "$BIN" eval "$T/m.kvs"
+# GGUF files written byte by byte: an old version, a tensor count no file holds, another architecture
+Z8='\x00\x00\x00\x00\x00\x00\x00\x00'
+printf "GGUF\x01\x00\x00\x00$Z8$Z8$Z8$Z8" > "$T/v1.gguf"
+printf "GGUF\x03\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff$Z8$Z8$Z8" > "$T/many.gguf"
+printf "GGUF\x03\x00\x00\x00$Z8\x01\x00\x00\x00\x00\x00\x00\x00\x14\x00\x00\x00\x00\x00\x00\x00general.architecture\x08\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00gpt2" > "$T/gpt2.gguf"
+expect_error "GGUF version 1"       "version 1"         -- "$BIN" info "$T/v1.gguf"
+expect_error "GGUF tensor count"    "claims 18446744073709551615 tensors" -- "$BIN" generate "$T/many.gguf"
+expect_error "GGUF architecture"    "'gpt2' model"      -- "$BIN" info "$T/gpt2.gguf"
 expect_error "eval empty data"      "empty"             -- "$BIN" eval "$T/m.kvs" --data "$T/empty.txt"
 expect_error "plans without layers" "--layers"          -- "$BIN" plans
 expect_error "plans bad kv"         "--kv"              -- "$BIN" plans --layers 8 --kv 9

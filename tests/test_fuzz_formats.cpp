@@ -1,5 +1,5 @@
 // Fuzzing the model readers (the project's format, llama2.c's .bin, a Hugging Face folder's
-// config.json, model.safetensors and shard index) and SentencePiece's tokenizer.model: every
+// config.json, model.safetensors and shard index, a GGUF file) and SentencePiece's tokenizer.model: every
 // truncation of a small valid file, and a set of corrupted headers (hostile values in every
 // header field, seeded bit flips). Each must give a clean error (a std::runtime_error naming
 // the file; never a crash, a hang, another exception or an absurd allocation) or, where the
@@ -19,6 +19,7 @@
 #include "src/text/tokenizer_json.h"
 #include "src/util.h"
 #include "tests/helpers.h"
+#include "tests/gguf_files.h"
 #include "tests/hf_files.h"
 #include "tests/tokenizer_data.h"
 #include <cfloat>
@@ -266,6 +267,76 @@ TEST_CASE("fuzz: a Hugging Face folder's config.json, safetensors and shard inde
         CHECK(o.refused > 0);
     }
     fs::remove_all(dir);
+}
+
+TEST_CASE("fuzz: a GGUF file, truncated, with hostile values in every header field, and bit-flipped", "[fuzz]") {
+    // SmolLM2's mix in miniature: Q8_0 embedding, Q4_1 matrices, F32 norms, a tokenizer
+    const gguf_test::GgufBytes g = gguf_test::SmallGguf().bytes();
+    const std::string path = temp_path("fuzz.gguf"), name = "fuzz.gguf";
+    write_bytes(path, g.bytes);
+    const size_t bound = 8 * g.bytes.size();  // fp32 of 4-bit blocks: 6.4 times their bytes
+    REQUIRE_NOTHROW(load_model(path));
+    SECTION("every truncation") {
+        Outcome o = every_truncation(path, name, bound);
+        CHECK(o.loaded == 0);
+        CHECK(o.refused == g.bytes.size());
+    }
+    SECTION("hostile values in every count, length, type, dimension and offset") {
+        const uint64_t size = g.bytes.size();
+        const std::vector<uint64_t> hostile64 = {0, 1, 2, 7, 8, 31, 32, 33, 64, 255, 256, 1ull << 31, 1ull << 32, (1ull << 32) + 1,
+                                                 size - 1, size, size + 1, 1ull << 62, 1ull << 63, ~0ull, ~0ull - 31};
+        const std::vector<uint32_t> hostile32 = {0, 1, 2, 3, 5, 6, 8, 9, 12, 13, 14, 15, 16, 30, 31, 99, 1u << 31, ~0u, 0x03000000};
+        Outcome o;
+        for (const gguf_test::Field& f : g.fields) {
+            if (f.bytes == 8)
+                for (uint64_t v : hostile64) with_patch(path, g.bytes, f.offset, gguf_test::pod(v), name, bound, o);
+            else
+                for (uint32_t v : hostile32) with_patch(path, g.bytes, f.offset, gguf_test::pod(v), name, bound, o);
+        }
+        CHECK(o.refused > 0);
+        CHECK(o.loaded > 0);  // some values are harmless (a different but valid type, an equal offset)
+    }
+    SECTION("seeded bit flips in the header, metadata and tensor table") {
+        Outcome o;
+        const size_t header = g.fields.back().offset + g.fields.back().bytes;
+        bit_flips(path, g.bytes, header, 3000, 23, name, bound, o);
+        CHECK(o.refused > 0);
+    }
+    std::remove(path.c_str());
+}
+
+TEST_CASE("fuzz: a GGUF header that claims far more than its file fails before taking memory", "[fuzz]") {
+    using namespace gguf_test;
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    SmallGguf s;
+    const GgufBytes g = s.bytes();
+    const std::string path = temp_path("huge.gguf");
+    auto refused = [&](const std::string& field, const std::string& value, const std::string& why) {
+        std::string b = g.bytes;
+        for (const Field& f : g.fields)
+            if (f.what == field) b.replace(f.offset, f.bytes, value);
+        write_bytes(path, b);
+        INFO(field << ": expecting " << why);
+        CHECK_THROWS_WITH(load_model(path), Catch::Contains(why));
+    };
+    refused("tokenizer.ggml.tokens element count", pod<uint64_t>(1ull << 40), "claims 1099511627776 elements");
+    refused("tokenizer.ggml.merges element count", pod<uint64_t>(1ull << 28), "claims 268435456 elements");
+    refused("tensor count", pod<uint64_t>(1ull << 33), "claims 8589934592 tensors");
+    refused("metadata count", pod<uint64_t>(1ull << 33), "claims 8589934592 metadata entries");
+    refused("general.name string length", pod<uint64_t>(1ull << 35), "claims a string of 34359738368 bytes");
+    // an embedding of 2^24 rows (2 GB as fp32), and of 2^12 (whose blocks would need 139 KB)
+    for (auto [rows, why] : {std::pair<uint64_t, const char*>{1ull << 24, "which no tensor in a file of"}, {1ull << 12, "more than the file's"}}) {
+        std::string b = g.bytes;
+        int seen = 0;
+        for (const Field& f : g.fields)
+            if (f.what == "token_embd.weight dimension" && seen++ == 1) b.replace(f.offset, 8, pod<uint64_t>(rows));  // ne[1]
+        write_bytes(path, b);
+        CHECK_THROWS_WITH(load_model(path), Catch::Contains(why));
+    }
+    getrusage(RUSAGE_SELF, &after);
+    CHECK(after.ru_maxrss - before.ru_maxrss < 200 * 1024);  // KB
+    std::remove(path.c_str());
 }
 
 TEST_CASE("fuzz: SentencePiece's tokenizer.model, truncated and bit-flipped", "[fuzz]") {

@@ -400,6 +400,33 @@ TEST_CASE("export writes all or nothing", "[hf]") {
     fs::remove(temp);
 }
 
+TEST_CASE("config.json as SmolLM2's authors publish it: keys that change nothing load, rope_interleaved true is refused", "[hf]") {
+    const Model m = grid_model("standard", true, 8, 2);
+    const std::string dir = fresh_dir("hf_smollm2_config");
+    // SmolLM2-135M-Instruct's keys besides the ones config_json writes (values as published)
+    const std::string published =
+        ",\n  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n  \"initializer_range\": 0.041666666666666664,"
+        "\n  \"is_llama_config\": true,\n  \"mlp_bias\": false,\n  \"pad_token_id\": 2,\n  \"pretraining_tp\": 1,"
+        "\n  \"rope_interleaved\": false,"
+        "\n  \"transformers.js_config\": {\"kv_cache_dtype\": {\"q4f16\": \"float16\", \"fp16\": \"float16\"}}";
+    write_folder(dir, m, "F32", config_json(m.config));
+    const std::vector<float> want = all_logits(load_model(dir), kTokens);
+    std::string tp2 = config_json(m.config, "llama", published);
+    tp2.replace(tp2.find("\"pretraining_tp\": 1"), 19, "\"pretraining_tp\": 2");
+    for (const std::string& config : {config_json(m.config, "llama", published), tp2}) {
+        write_bytes(dir + "/config.json", config);
+        CHECK(compare(all_logits(load_model(dir), kTokens), want).max_abs == 0.0);
+    }
+    std::string interleaved = config_json(m.config, "llama", published);
+    interleaved.replace(interleaved.find("\"rope_interleaved\": false"), 25, "\"rope_interleaved\": true");
+    write_bytes(dir + "/config.json", interleaved);
+    CHECK_THROWS_WITH(load_model(dir), Catch::Contains("rope_interleaved is true"));
+    interleaved.replace(interleaved.find("\"rope_interleaved\": true"), 24, "\"rope_interleaved\": 1");
+    write_bytes(dir + "/config.json", interleaved);
+    CHECK_THROWS_WITH(load_model(dir), Catch::Contains("rope_interleaved"));
+    fs::remove_all(dir);
+}
+
 // ---------------------------------------------------------------------------
 // bad folders
 

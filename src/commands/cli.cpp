@@ -2,6 +2,7 @@
 #include "src/commands/cli.h"
 #include "src/commands/args.h"
 #include "src/formats/checkpoint.h"
+#include "src/formats/gguf.h"
 #include "src/text/bpe.h"
 #include "src/text/stories.h"
 #include "src/commands/calibrate.h"
@@ -14,6 +15,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <new>
 #include <sys/stat.h>
 
@@ -108,11 +110,30 @@ static std::string blocks_string(const Plan& p) {
     return s;
 }
 
+// What MODEL takes on disk: a file's bytes, or a folder's files' (not its subfolders').
+static size_t stored_bytes(const std::string& path) {
+    if (!is_directory(path)) return file_size(path);
+    size_t total = 0;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(path, ec))
+        if (entry.is_regular_file(ec)) total += (size_t)entry.file_size(ec);
+    return total;
+}
+
+// " (GGUF v3, 272 tensors: 210 Q4_1, ...)" for a GGUF file, else "".
+static std::string stored_format(const std::string& path) {
+    if (is_directory(path)) return "";
+    const std::shared_ptr<MappedFile> file = MappedFile::open(path);
+    if (file->size() < 4 || !is_gguf_magic((const char*)file->data())) return "";
+    return " (" + gguf_summary(GgufFile::parse(file)) + ")";
+}
+
 static int cmd_info(int argc, char** argv) {
     Args a = parse_args(argc, argv, 2, "kvshare info", {"--plan", "--context", "--batch"}, {});
     if (a.has("--help")) {
         std::printf("usage: kvshare info MODEL [--plan PLAN] [--context N] [--batch B]\n"
-                    "Prints the config, the sharing plan and the KV cache bytes per token and for B sequences\n"
+                    "Prints the model's size on disk (a GGUF file's tensor types too) and as fp32 in memory,\n"
+                    "the config, the sharing plan and the KV cache bytes per token and for B sequences\n"
                     "of N tokens (N 1..the model's max_seq_len, the default; B 1..1048576, default 1), against\n"
                     "the standard plan. Nothing is allocated for them: sizes past any machine print as such.\n");
         return 0;
@@ -126,7 +147,8 @@ static int cmd_info(int argc, char** argv) {
     std::printf("config     dim %d, hidden %d, layers %d, heads %d, kv heads %d, head size %d, vocab %d, max_seq_len %d, %s classifier\n",
                 c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_size(), c.vocab_size, c.max_seq_len,
                 c.shared_classifier ? "tied" : "separate");
-    std::printf("parameters %.2fM (%s)\n", m.n_params() / 1e6, format_bytes(m.n_params() * 4.0).c_str());
+    std::printf("file       %s on disk%s\n", format_bytes((double)stored_bytes(path)).c_str(), stored_format(path).c_str());
+    std::printf("parameters %.2fM (%s as fp32 in memory)\n", m.n_params() / 1e6, format_bytes(m.n_params() * 4.0).c_str());
     std::printf("plan       %s\n", m.plan.name.c_str());
     std::printf("source     %s%s\n", m.plan.map_string().c_str(), m.plan.diag_all ? " (diag=all)" : "");
     std::printf("kv layers  %d of %d, cyclic blocks: %s\n", m.plan.n_kv_layers(), c.n_layers, blocks_string(m.plan).c_str());

@@ -1,6 +1,7 @@
 // load_model: tell the format apart by the path and the header, read it, check the weights,
 // apply a plan.
 #include "src/formats/checkpoint.h"
+#include "src/formats/gguf.h"
 #include "src/formats/hf_folder.h"
 #include "src/formats/mapped_file.h"
 #include <cctype>
@@ -39,6 +40,8 @@ Model load_model(const std::string& path, const std::string& plan_spec) {
         const char* magic = (const char*)file->data();
         if (is_kvshare_magic(magic)) {
             m = load_kvshare(file);
+        } else if (is_gguf_magic(magic)) {
+            m = load_gguf(file);
         } else if (std::memcmp(magic, "ak42", 4) == 0) {
             fail("'" + path + "' is a llama2.c version-2 export; kvshare reads llama2.c's legacy .bin (export with --version 0)");
         } else {

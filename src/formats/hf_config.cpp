@@ -4,8 +4,13 @@
 #include <set>
 
 // Keys that describe the checkpoint, tokenizer or generation defaults but not the forward
-// pass, so reading them is not needed: PretrainedConfig's common attributes and Llama's.
+// pass, so reading them is not needed: PretrainedConfig's common attributes and Llama's, and
+// those of published folders such as SmolLM2's: nanotron's is_llama_config marker and
+// transformers.js's settings (its KV cache dtype). pretraining_tp > 1 makes transformers
+// split each projection into that many slices of rows and add the partial products: the same
+// sums in another order, so in fp32 it changes rounding only, not what is computed.
 static const std::set<std::string> kIgnoredKeys = {
+    "is_llama_config", "transformers.js_config",
     "_name_or_path", "architectures", "auto_map", "transformers_version", "torch_dtype", "use_cache",
     "bos_token_id", "eos_token_id", "pad_token_id", "sep_token_id", "decoder_start_token_id",
     "initializer_range", "attention_dropout", "pretraining_tp", "use_bfloat16", "return_dict",
@@ -33,6 +38,12 @@ static void check_supported(const Json& json, const std::string& source, int hid
              "; kvshare does not implement that");
     if (const Json* v = get("quantization_config"); v && !v->is(Json::Type::Null))
         fail(what + "the weights are quantized (quantization_config); kvshare reads F32, F16 and BF16");
+    // nanotron's flag for RoPE on adjacent pairs. transformers ignores it and always rotates
+    // half-split pairs, so a folder that sets it was either permuted for transformers or not,
+    // and nothing in it says which: refused rather than guessed.
+    if (const Json* v = get("rope_interleaved"); v && !v->is(Json::Type::Null) && v->as_bool(what + "rope_interleaved"))
+        fail(what + "rope_interleaved is true (RoPE on adjacent pairs, nanotron's layout), which transformers ignores; kvshare cannot "
+                    "tell which pairing these weights were made for (false, or the key removed, means Hugging Face's half-split pairs)");
 }
 
 static int int_field(const Json& json, const char* key, const std::string& source, int fallback, bool required) {
@@ -101,7 +112,7 @@ HfConfig parse_hf_config(const Json& json, const std::string& source) {
     static const std::set<std::string> kRead = {
         "model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
         "vocab_size", "max_position_embeddings", "rope_theta", "rms_norm_eps", "tie_word_embeddings",
-        "rope_scaling", "attention_bias", "mlp_bias", "hidden_act", "head_dim", "quantization_config"};
+        "rope_scaling", "attention_bias", "mlp_bias", "hidden_act", "head_dim", "quantization_config", "rope_interleaved"};
     static const std::set<std::string> kLckv = {"layer_types", "forward_passes", "backward_passes", "use_sequential",
                                                 "force_nodiag", "sliding_window"};
     for (const auto& m : json.members)

@@ -8,8 +8,9 @@
 //
 // Keys that would change what the model computes and that the engine does not implement
 // (rope_scaling, attention or MLP bias, an activation other than silu, a head_dim other than
-// hidden_size / num_attention_heads, quantization, another model_type) are errors, and so is
-// any key kvshare does not know: a silent wrong answer is worse than a refusal.
+// hidden_size / num_attention_heads, quantization, rope_interleaved true, another model_type)
+// are errors, and so is any key kvshare does not know: a silent wrong answer is worse than a
+// refusal.
 #pragma once
 #include "src/formats/json.h"
 #include "src/model/model.h"
