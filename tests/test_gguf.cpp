@@ -11,6 +11,10 @@
 #include "src/formats/gguf.h"
 #include "src/formats/rope_layout.h"
 #include "src/model/backend.h"
+#include "src/commands/commands.h"
+#include "src/text/chat_template.h"
+#include "src/text/tokenizer.h"
+#include "tests/tokenizer_data.h"
 #include "tests/gguf_files.h"
 #include "tests/hf_files.h"
 #include <cfloat>
@@ -933,4 +937,30 @@ TEST_CASE("SmolLM2 GGUF: logits of \"The capital of France is\" match a float64 
     // fp32 through 30 layers against float64: 2.4e-5 at most, measured here, on logits of size ~20
     CHECK(worst < 2e-4);
     CHECK(ref.logits.back()[0].first == 7042);  // " Paris"
+}
+
+TEST_CASE("SmolLM2 GGUF: the tokenizer in its metadata is its tokenizer.json, and encodes the corpus as Hugging Face does", "[gguf][smollm2]") {
+    if (!have_smollm2("SmolLM2 GGUF: the tokenizer in its metadata is its tokenizer.json, and encodes the corpus as Hugging Face does")) return;
+    const Model m = load_model(kSmolLM2);
+    REQUIRE(m.tokenizer_spec);
+    const TokenizerSpec& from_gguf = *m.tokenizer_spec;
+    const TokenizerSpec from_json = load_tokenizer_json(tokenizer_test::kSmolLM2);
+    CHECK(from_gguf.tokens == from_json.tokens);
+    CHECK(from_gguf.merges == from_json.merges);
+    CHECK(from_gguf.token_types == from_json.token_types);
+    CHECK(from_gguf.add_bos == from_json.add_bos);  // (EOS is not in a tokenizer.json: its folder's other files name it)
+    // the tokenizer generate and chat use for the file: no -z, so the metadata's
+    const Tokenizer tok = tokenizer_for("", m);
+    CHECK(tok.eos_id == 2);
+    CHECK_FALSE(tok.add_bos);
+    const ChatTemplate chat = recognise_chat_template(tok.chat_template, kSmolLM2);
+    CHECK(chat.format == ChatFormat::ChatML);
+    CHECK(chat.default_system.find("SmolLM") != std::string::npos);
+    const Json corpus = tokenizer_test::read_json(tokenizer_test::kDataDir + "corpus.json");
+    REQUIRE(corpus.items.size() >= 100);
+    for (const Json& e : corpus.items) {
+        const std::string& text = e.find("text")->text;
+        INFO("text: '" << text << "'");
+        CHECK(tok.encode(text, false, false) == tokenizer_test::ids_of(*e.find("smollm2")));
+    }
 }
