@@ -9,9 +9,9 @@
 //   5 matrix-vector         warp per output column, for small n (decode)
 //   6 warp-tiled            128x128 block tile of 8 warps, 8x8 per thread, warps 4x8 threads;
 //                           a 3-stage cp.async pipeline feeds shared memory straight from global
-//   7 small grid            version 6's kernel with a tile sized to n (one block row for
-//                           n <= 128: skinny) and K split over up to 16 blocks per tile
-// gemm(0, ...) picks one by shape: the table in cuda/gemm_plan.h.
+//   7 small grid            version 6's kernel with any tile of cuda/gemm_plan.h (16 to 128
+//                           rows, 32 to 128 columns) and K split over up to 16 blocks per tile
+// gemm(0, ...) picks one by shape: the cost model in cuda/gemm_plan.h.
 #include "cuda/async_copy.cuh"
 #include "cuda/common.cuh"
 #include "cuda/gemm_plan.h"
@@ -127,13 +127,13 @@ constexpr int B4 = 128, K4 = 16, THREADS4 = 256, PAD4 = 4;  // pad keeps rows 16
 template <bool VEC>
 __device__ __forceinline__ float4 load4(const float* p, int row, int rows, int kk, int k) {
     // 4 consecutive k values of one row; out-of-range elements read as 0
-    if (row >= rows) return make_float4(0.f, 0.f, 0.f, 0.f);
-    const float* q = p + (size_t)row * k + kk;
     if (VEC) {
-        // k % 4 == 0 and kk % 4 == 0: the 4 values are all in range or all out
-        if (kk < k) return __ldg(reinterpret_cast<const float4*>(q));
+        // k % 4 == 0 and kk % 4 == 0: the 4 values are all in range or all out; one test for both
+        if (row < rows && kk < k) return __ldg(reinterpret_cast<const float4*>(p + (size_t)row * k + kk));
         return make_float4(0.f, 0.f, 0.f, 0.f);
     }
+    if (row >= rows) return make_float4(0.f, 0.f, 0.f, 0.f);
+    const float* q = p + (size_t)row * k + kk;
     float4 v;
     v.x = kk + 0 < k ? __ldg(q + 0) : 0.0f;
     v.y = kk + 1 < k ? __ldg(q + 1) : 0.0f;
@@ -622,6 +622,7 @@ void gemm_run(const GemmPlan& plan, float* out, const float* x, const float* w, 
                 case GEMM_TILE_16x64: return launch_warptile<GEMM_TILE_16x64>(out, x, w, n, k, d, plan.splits);
                 case GEMM_TILE_32x64: return launch_warptile<GEMM_TILE_32x64>(out, x, w, n, k, d, plan.splits);
                 case GEMM_TILE_64x64: return launch_warptile<GEMM_TILE_64x64>(out, x, w, n, k, d, plan.splits);
+                case GEMM_TILE_16x32: return launch_warptile<GEMM_TILE_16x32>(out, x, w, n, k, d, plan.splits);
                 default: return launch_warptile<GEMM_TILE_128x64>(out, x, w, n, k, d, plan.splits);
             }
     }
