@@ -16,6 +16,7 @@
 #include "cuda/common.cuh"
 #include "cuda/gemm_plan.h"
 #include "cuda/kernels.h"
+#include <unordered_map>
 
 using namespace kvk;
 
@@ -553,6 +554,31 @@ constexpr int kVersions = 7;
 
 }  // namespace
 
+// gemm_plan weighs about a hundred tile and split candidates (a microsecond); a forward
+// asks for the same few shapes at every step, so each thread keeps the plans it has made.
+struct PlanKey {
+    int version, n, k, d, sms;
+    bool operator==(const PlanKey& o) const {
+        return version == o.version && n == o.n && k == o.k && d == o.d && sms == o.sms;
+    }
+};
+struct PlanKeyHash {
+    size_t operator()(const PlanKey& p) const {
+        size_t h = 0;
+        for (int v : {p.version, p.n, p.k, p.d, p.sms}) h = h * 1000003u ^ (size_t)(unsigned)v;
+        return h;
+    }
+};
+
+GemmPlan cached_plan(int version, int n, int k, int d, int sms) {
+    thread_local std::unordered_map<PlanKey, GemmPlan, PlanKeyHash> plans;
+    const PlanKey key{version, n, k, d, sms};
+    auto it = plans.find(key);
+    if (it != plans.end()) return it->second;
+    if (plans.size() > 4096) plans.clear();  // prompts of every length: keep it bounded
+    return plans[key] = gemm_plan(version, n, k, d, sms);
+}
+
 int gemm_versions() { return kVersions; }
 
 const char* gemm_version_name(int version) {
@@ -564,8 +590,8 @@ void gemm(int version, float* out, const float* x, const float* w, int n, int k,
     if (version < 0 || version > kVersions)
         bad_args("gemm: no version " + std::to_string(version) + " (1.." + std::to_string(kVersions) + ", 0 = auto)");
     if (n == 0 || d == 0) return;
-    const int sms = version == 0 || version == 7 ? num_sms() : 1;  // only the small-grid choices depend on it
-    gemm_run(gemm_plan(version, n, k, d, sms), out, x, w, n, k, d);
+    const int sms = version == 0 || version == 7 ? num_sms() : 1;  // only the model's choices depend on it
+    gemm_run(cached_plan(version, n, k, d, sms), out, x, w, n, k, d);
 }
 
 void gemm_run(const GemmPlan& plan, float* out, const float* x, const float* w, int n, int k, int d) {
