@@ -812,7 +812,7 @@ TEST_CASE("cuda forward: a decode step waits for the last step's token upload, n
     // next step waits for that copy only, and the host runs ahead of the device. The emulator
     // queues a stream's work until the host waits for it, and counts the kernels run.
     if (device_kernels_finished() < 0) {
-        WARN("SKIPPED: what a host wait made the device finish is seen on the emulator only");
+        WARN("SKIPPED (the emulator only): what a host wait made the device finish is seen there alone");
         return;
     }
     const SyncSwitch off(false);  // with it on, every launch waits
