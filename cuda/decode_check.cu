@@ -199,6 +199,14 @@ long long device_kernels_finished() {
 #endif
 }
 
+std::vector<std::string> device_kernel_names_since() {
+#ifdef KVS_EMU
+    return kvs_emu::kernel_names_since();
+#else
+    return {};
+#endif
+}
+
 GraphCheck check_graph_capture() {
     GraphCheck r;
     cudaStream_t stream = nullptr;

@@ -5,6 +5,7 @@
 #pragma once
 #include "cuda/strided.h"
 #include <cstdint>
+#include <string>
 #include <vector>
 
 // decode_qkv_gpu at position pos. wk and wv empty: a layer that shares (Q only). The caches
@@ -64,3 +65,6 @@ GraphCheck check_graph_capture();
 // work queued on a stream runs only when the host waits for it): what a test reads to see
 // how much of the queued work a host wait made the device finish. -1 on a GPU.
 long long device_kernels_finished();
+// On the emulator, the kernels run to their end since the last call, each name once (as
+// written at its launch: "fused_kernel<NB, true, Job>"); empty on a GPU.
+std::vector<std::string> device_kernel_names_since();

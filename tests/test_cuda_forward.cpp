@@ -845,9 +845,8 @@ TEST_CASE("cuda forward: a decode step waits for the last step's token upload, n
     }
 }
 
-// dim 256 and kv_dim 64 (4 heads of 64, one KV head): on the emulator's 4 SMs, a prefill's
-// projections and classifier split K in two (a 16-row tile, 256 values of k, 1 to 4 column
-// tiles: fewer than 1.5 blocks per SM unsplit).
+// dim 256 and kv_dim 64 (4 heads of 64, one KV head), vocab 64: on the emulator's 4 SMs, a
+// prefill's wk, wv and classifier split K in two (16x32 tiles, 2 of them, 256 values of k).
 Model split_k_model() {
     Config c;
     c.dim = 256;
@@ -868,7 +867,7 @@ TEST_CASE("cuda forward: two backends whose split-K GEMMs run side by side, each
     // interleaved, block by block (on a GPU, they may overlap).
     const SyncSwitch off(false);  // with it on, every launch waits and nothing overlaps
     const Model m = split_k_model();
-    REQUIRE(gemm_plan(0, 8, 256, 256, 4).splits > 1);  // wq at 8 rows on the emulator's 4 SMs
+    REQUIRE(gemm_plan(0, 8, 256, 64, 4).splits > 1);  // wk, wv and the classifier at 8 rows, 4 SMs
     const int n = 8, V = m.config.vocab_size;
     CpuBackend cpu_a(m, 1, 16), cpu_b(m, 1, 16);
     CudaBackend a(m, 1, 16), b(m, 1, 16);

@@ -2,12 +2,15 @@
 // racecheck, synccheck and initcheck over the "[sanitize]" cases. Every kernel and every
 // version (the loops follow *_versions(), so new versions join by themselves), each at one
 // or two shapes just past a tile or a warp, and where a kernel opts into more than 48 KiB
-// of shared memory. A sanitizer slows a kernel 10 to 1000 times, so the shapes are small;
-// tests/test_cuda_kernels.cpp covers the shapes, with the same bounds (DESIGN.md section 6).
+// of shared memory; and every kernel a decode step of the forward launches, which a test
+// (on the emulator, which records the names of the kernels it runs) holds them to. A
+// sanitizer slows a kernel 10 to 1000 times, so the shapes are small; tests/test_cuda_kernels.cpp
+// and tests/test_cuda_decode.cpp cover the shapes, with the same bounds (DESIGN.md section 6).
 #ifdef KVSHARE_CUDA
 #include <catch2/catch.hpp>
 #include "cuda/decode_check.h"
 #include "cuda/decode_kernels.h"
+#include "cuda/forward.h"
 #include "cuda/kernel_check.h"
 #include "cuda/kernels.h"
 #include "src/text/sampler.h"
@@ -38,8 +41,7 @@ std::vector<float> reference_attention(const std::vector<float>& q, const std::v
 
 }  // namespace
 
-TEST_CASE("sanitize: gemm, every version, aligned and not", "[cuda][sanitize]") {
-    SKIP_WITHOUT_GPU();
+static void sanitize_gemm() {
     struct Shape {
         int n, k, d;
     };
@@ -57,8 +59,7 @@ TEST_CASE("sanitize: gemm, every version, aligned and not", "[cuda][sanitize]") 
     }
 }
 
-TEST_CASE("sanitize: softmax, rmsnorm, rope, swiglu, residual add, embedding", "[cuda][sanitize]") {
-    SKIP_WITHOUT_GPU();
+static void sanitize_elementwise() {
     const int rows = 3, n = 300;
     std::vector<float> x = random_vector((size_t)rows * n, 12000);
     x[n / 2] = 1e4f;  // an outlier
@@ -91,16 +92,17 @@ TEST_CASE("sanitize: softmax, rmsnorm, rope, swiglu, residual add, embedding", "
         residual_add(out.data(), b.data(), a.size());
         expect_close(check_residual_add(a, b, offset), out, ELEMENTWISE_BOUND);
     }
-    const int vocab = 50, dim = 70;
-    const std::vector<float> table = random_vector((size_t)vocab * dim, 12005);
-    const std::vector<int> ids = {49, 0, 7, 7, 23};
-    std::vector<float> rows_out(ids.size() * dim);
-    embedding(rows_out.data(), table.data(), ids.data(), (int)ids.size(), dim);
-    expect_close(check_embedding(table, ids, dim), rows_out, ELEMENTWISE_BOUND);
+    const int vocab = 50;
+    for (int dim : {70, 72}) {  // the scalar and the float4 path
+        const std::vector<float> table = random_vector((size_t)vocab * dim, 12005);
+        const std::vector<int> ids = {49, 0, 7, 7, 23};
+        std::vector<float> rows_out(ids.size() * dim);
+        embedding(rows_out.data(), table.data(), ids.data(), (int)ids.size(), dim);
+        expect_close(check_embedding(table, ids, dim), rows_out, ELEMENTWISE_BOUND);
+    }
 }
 
-TEST_CASE("sanitize: attention prefill and decode, every version, both masks", "[cuda][sanitize]") {
-    SKIP_WITHOUT_GPU();
+static void sanitize_attention() {
     // the second shape of each needs more than 48 KiB of shared memory (the opt-in path)
     const AttentionShape prefill[] = {{2, 20, 3, 32, 4, 2, 24}, {1, 17, 0, 20, 2, 1, 256}};
     const AttentionShape decode[] = {{2, 1, 70, 80, 8, 2, 64}, {1, 1, 100, 128, 40, 1, 256}};
@@ -135,10 +137,7 @@ TEST_CASE("sanitize: attention prefill and decode, every version, both masks", "
     }
 }
 
-TEST_CASE("sanitize: the decode step's own kernels: fused projections, attention at the counter, sampling, copies, "
-          "positions, a graph",
-          "[cuda][sanitize]") {
-    SKIP_WITHOUT_GPU();
+static void sanitize_decode_step() {
     // What a default decode step launches besides the kernels above (cuda/decode_kernels.h),
     // at shapes past a warp: the fused projections (a KV layer and one that shares, float4 and
     // scalar rows, each split), the counter's attention (the second shape opts into 72 KB of
@@ -229,6 +228,71 @@ TEST_CASE("sanitize: the decode step's own kernels: fused projections, attention
     const GraphCheck graph = check_graph_capture();
     CHECK(graph.counter_after_replays == 6);
     CHECK(graph.copied);
+}
+
+TEST_CASE("sanitize: gemm, every version, aligned and not", "[cuda][sanitize]") {
+    SKIP_WITHOUT_GPU();
+    sanitize_gemm();
+}
+
+TEST_CASE("sanitize: softmax, rmsnorm, rope, swiglu, residual add, embedding", "[cuda][sanitize]") {
+    SKIP_WITHOUT_GPU();
+    sanitize_elementwise();
+}
+
+TEST_CASE("sanitize: attention prefill and decode, every version, both masks", "[cuda][sanitize]") {
+    SKIP_WITHOUT_GPU();
+    sanitize_attention();
+}
+
+TEST_CASE("sanitize: the decode step's own kernels: fused projections, attention at the counter, sampling, copies, "
+          "positions, a graph",
+          "[cuda][sanitize]") {
+    SKIP_WITHOUT_GPU();
+    sanitize_decode_step();
+}
+
+TEST_CASE("sanitize: the [sanitize] cases launch every kernel a default decode step launches", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // So that compute-sanitizer sees what the forward runs: the kernels of decode steps of the
+    // default forward (fused, graphs; greedy and top-p sampling on the device, and tokens from
+    // the host), each name (as at its launch: the float4 and scalar variants are two) against
+    // what the [sanitize] cases launch. The emulator records the names.
+    if (device_kernels_finished() < 0) {
+        WARN("SKIPPED (the emulator only): the names of the kernels run are recorded there");
+        return;
+    }
+    Config c;
+    c.dim = 72;
+    c.hidden_dim = 98;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.vocab_size = 97;
+    c.max_seq_len = 16;
+    const Model m = init_model(c, parse_plan("cla:2", c.n_layers), 7);  // a KV layer and one that shares
+    CudaBackend gpu(m, 3, 16);
+    const std::vector<int> prompt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    gpu.prefill(prompt.data(), 4, PrefillOptions{});
+    std::vector<int> out(3);
+    gpu.sample(SamplingSettings{}, nullptr, out.data());
+    device_kernel_names_since();  // from here: decode steps only
+    const std::vector<float> draws = {0.2f, 0.5f, 0.8f};
+    gpu.decode_sample(SamplingSettings{}, nullptr, out.data());
+    gpu.decode_sample(SamplingSettings{0.9f, 0.9f}, draws.data(), out.data());
+    gpu.decode(out.data());
+    gpu.logits();
+    const std::vector<std::string> step = device_kernel_names_since();
+    sanitize_gemm();
+    sanitize_elementwise();
+    sanitize_attention();
+    sanitize_decode_step();
+    const std::vector<std::string> covered = device_kernel_names_since();
+    CHECK(step.size() >= 8);  // embedding, qkv, attention (2), W_O, W1|W3, W2, norm, ...
+    for (const std::string& name : step) {
+        INFO("a decode step launches " << name);
+        CHECK(std::find(covered.begin(), covered.end(), name) != covered.end());
+    }
 }
 
 #endif  // KVSHARE_CUDA

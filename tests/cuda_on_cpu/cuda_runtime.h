@@ -81,8 +81,10 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <string>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 // ---- qualifiers ------------------------------------------------------------------------
 #define __global__
@@ -215,6 +217,9 @@ bool check_launch(const LaunchConfig& config);
 // Kernels that have run to their end so far: what a test reads to see how much work a host
 // wait made the device finish.
 size_t kernels_finished();
+// The kernels run to their end since the last call, each once, named as at their launch
+// ("gemv_kernel<NB, true>"): what a test reads to see which kernels some work launches.
+std::vector<std::string> kernel_names_since();
 
 template <class... P>
 class Launch {

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <sys/mman.h>
@@ -709,9 +710,10 @@ struct Work {
 struct GridRun;
 void start_grid(GridRun& grid, const KernelCall& call);
 bool run_next_block(GridRun& grid, const KernelCall& call);  // false once every block has run
-void finish_grid(GridRun& grid);
+void finish_grid(GridRun& grid, const KernelCall& call);
 
 size_t kernels_done = 0;
+std::set<std::string> kernel_names;  // finished since kernel_names_since() last read them
 
 }  // namespace
 }  // namespace kvs_emu
@@ -789,7 +791,7 @@ void run_piece(cudaStream_t s) {
             start_grid(*q.grid, *q.work.kernel);
         }
         if (run_next_block(*q.grid, *q.work.kernel)) return;
-        finish_grid(*q.grid);
+        finish_grid(*q.grid, *q.work.kernel);
         s->queue.pop_front();
         return;
     }
@@ -894,7 +896,7 @@ bool issue_work(cudaStream_t stream, Work work) {
         start_grid(grid, *work.kernel);
         while (run_next_block(grid, *work.kernel)) {
         }
-        finish_grid(grid);
+        finish_grid(grid, *work.kernel);
     } else if (work.event) {
         work.event->recorded = work.event->complete = true;
         ++work.event->generation;
@@ -922,6 +924,12 @@ bool issue_kernel(const LaunchConfig& config, void (*thread_body)(const void*), 
 }
 
 size_t kernels_finished() { return kernels_done; }
+
+std::vector<std::string> kernel_names_since() {
+    std::vector<std::string> names(kernel_names.begin(), kernel_names.end());
+    kernel_names.clear();
+    return names;
+}
 
 namespace {
 // A fault of work that ran after the memory it uses went away (a graph replayed after a
@@ -1137,9 +1145,10 @@ bool run_next_block(GridRun& grid, const KernelCall& call) {
     return grid.next < grid.order.size();
 }
 
-void finish_grid(GridRun& grid) {
+void finish_grid(GridRun& grid, const KernelCall& call) {
     if (bound == &grid) bound = nullptr;
     kernels_done++;
+    kernel_names.insert(call.config.name);
 }
 }  // namespace
 
