@@ -393,8 +393,13 @@ summarize() {
         awk -F'\t' '($2 == "not-run" || $2 == "missing" || $2 == "refused") && !seen[$4]++ {print "  " $4}' "$tsv"
     } > "$sum"
     cat "$sum"
-    # one archive beside the summary: what a borrowed machine can send back in one file
-    tar -czf "$dir/.$ARCHIVE" -C "$dir" --exclude "$ARCHIVE" --exclude ".$ARCHIVE" . && mv "$dir/.$ARCHIVE" "$dir/$ARCHIVE"
+    # one archive beside the summary: what a borrowed machine can send back in one file (made
+    # outside the folder, which tar reports as changed if the archive grows inside it)
+    local packed
+    packed=$(mktemp "${TMPDIR:-/tmp}/gpu-report.XXXXXX") &&
+        tar -czf "$packed" -C "$dir" --exclude "./$ARCHIVE" . && mv "$packed" "$dir/$ARCHIVE" && chmod 644 "$dir/$ARCHIVE" ||
+        echo "gpu-report: could not pack $dir/$ARCHIVE" >&2
+    rm -f "$packed"
     ! grep -q '^not passed: ' "$sum" && ! awk -F'\t' '$2 == "not-run" {bad = 1} END {exit !bad}' "$tsv"
 }
 
