@@ -100,7 +100,8 @@ bench: $(BIN)
 	-./$(BIN) bench kernels
 
 # On a machine with an NVIDIA GPU: builds for it, runs the [cuda] tests, compute-sanitizer and
-# every benchmark, all into one folder (bench/gpu-report.sh; the README's "On a GPU").
+# every benchmark, all into one folder and one archive in it (bench/gpu-report.sh; the README's
+# "On a GPU"). Without Catch2 there, bring it: CATCH_INCLUDE=.deps (the README says how).
 # make gpu-report [GPU_REPORT=folder] [CATCH_INCLUDE=.deps]
 GPU_REPORT ?= gpu-report
 gpu-report:

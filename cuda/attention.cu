@@ -444,6 +444,9 @@ __global__ void __launch_bounds__(FA_THREADS, NG == 4 ? 1 : 2) attn_prefill_flas
         }
         __syncthreads();  // K, V of `buf` and P are consumed before tile t + 2 and the next P
     }
+    // A block with no key tile (strict, its rows at position 0) never waited for Q's copies: a
+    // thread must not end with copies in flight into shared memory the next block may own.
+    cp_async_wait<0>();
 
 #pragma unroll
     for (int i = 0; i < 4; i++) {

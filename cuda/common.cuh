@@ -2,6 +2,8 @@
 #pragma once
 #include "cuda/check.h"
 #include "cuda/launch.h"
+
+bool cuda_sync_after_launch();  // the debug switch of cuda/check.h (cuda/kernels.h)
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -51,6 +53,27 @@ __device__ __forceinline__ void warp_softmax_merge(float& m, float& s) {
 inline cudaStream_t launch_stream() {
     count_runtime_call();
     return current_launch_stream();
+}
+
+// Whether `stream` is being captured into a graph: its work is recorded, not run.
+inline bool stream_capturing(cudaStream_t stream) {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+    return status != cudaStreamCaptureStatusNone;
+}
+
+// cudaMemcpyAsync, checked and counted as a runtime call (cuda/launch.h). With the debug
+// switch of cuda/check.h the copy is waited for like a launch, so that a fault shows at the
+// copy and not at some later wait.
+inline void copy_async(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+    if (bytes == 0) return;
+    count_runtime_call();
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream));
+    if (cuda_sync_after_launch() && !stream_capturing(stream)) {
+        const cudaError_t err = cudaStreamSynchronize(stream);
+        if (err != cudaSuccess)
+            cuda_failed(err, "cudaMemcpyAsync, found by waiting after the copy (KVSHARE_CUDA_SYNC)", __FILE__, __LINE__);
+    }
 }
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }

@@ -59,7 +59,8 @@ __global__ void __launch_bounds__(THREADS) split_kernel(float* part, const float
     float* sc = qs + G * hs;  // [G][chunk]
     const int c = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
     const int tid = threadIdx.x, lane = tid % WARP, warp = tid / WARP, nwarps = blockDim.x / WARP;
-    const int vis = *counter + (strict ? 0 : 1);  // positions 0 .. vis-1 are visible
+    // positions 0 .. vis-1 are visible, never past the context (a counter past it reads nothing beyond)
+    const int vis = min(*counter + (strict ? 0 : 1), context);
     const int s0 = c * chunk;
     if (s0 >= vis) return;  // block-uniform, before any barrier: this chunk is in the future
     const int len = min(chunk, vis - s0);
@@ -130,7 +131,7 @@ __global__ void __launch_bounds__(THREADS) split_kernel(float* part, const float
 __global__ void merge_kernel(float* out, const float* part, const int* counter, bool strict, int hs, int chunk,
                              int splits) {
     const size_t bh = blockIdx.x;  // b * n_heads + h
-    const int vis = *counter + (strict ? 0 : 1);
+    const int vis = *counter + (strict ? 0 : 1);  // past the context, `used` stops at the last chunk
     const int used = vis > 0 ? min(splits, (vis + chunk - 1) / chunk) : 0;
     const float* ph = part + bh * splits * (hs + 2);
     float mx = -INFINITY;

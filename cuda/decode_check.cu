@@ -149,6 +149,39 @@ std::vector<int> check_sample(const std::vector<float>& logits, size_t row_strid
     return out.download("sample");
 }
 
+std::vector<float> check_store_kv_at_counter(const std::vector<float>& slot, const std::vector<float>& rows, int batch,
+                                             int context, int kv_dim, int pos) {
+    expect_size("check_store_kv_at_counter slot", slot.size(), (size_t)batch * context * kv_dim);
+    expect_size("check_store_kv_at_counter rows", rows.size(), (size_t)batch * kv_dim);
+    Guarded<float> ds(slot), dr(rows);
+    Guarded<int> counter(std::vector<int>{pos});
+    store_kv_at_counter_gpu(ds.data(), dr.data(), counter.data(), batch, context, kv_dim);
+    finish();
+    return ds.download("store_kv_at_counter");
+}
+
+std::vector<float> check_strided_fill(const std::vector<float>& dst, float value, const StridedRows& r) {
+    if (r.dst_span() > dst.size()) throw std::runtime_error("check_strided_fill: rows outside the array");
+    Guarded<float> dd(dst);
+    strided_fill_gpu(dd.data(), value, r);
+    finish();
+    return dd.download("strided fill");
+}
+
+PositionsCheck check_positions(int counter, int rows, int batch, int n, int p0) {
+    Guarded<int> c(1), from((size_t)rows), prefill((size_t)batch * n);
+    set_counter_gpu(c.data(), counter);
+    advance_counter_gpu(c.data());
+    positions_from_counter_gpu(from.data(), c.data(), rows);
+    prefill_positions_gpu(prefill.data(), batch, n, p0);
+    finish();
+    PositionsCheck r;
+    r.counter = c.download("counter")[0];
+    r.from_counter = from.download("positions from the counter");
+    r.prefill = prefill.download("prefill positions");
+    return r;
+}
+
 std::vector<float> check_strided_copy(const std::vector<float>& dst, const std::vector<float>& src, const StridedRows& r) {
     if (r.src_span() > src.size() || r.dst_span() > dst.size()) throw std::runtime_error("check_strided_copy: rows outside the arrays");
     Guarded<float> dd(dst), ds(src);
@@ -156,6 +189,22 @@ std::vector<float> check_strided_copy(const std::vector<float>& dst, const std::
     finish();
     ds.download("strided copy (src)");
     return dd.download("strided copy");
+}
+
+long long device_kernels_finished() {
+#ifdef KVS_EMU
+    return (long long)kvs_emu::kernels_finished();
+#else
+    return -1;
+#endif
+}
+
+std::vector<std::string> device_kernel_names_since() {
+#ifdef KVS_EMU
+    return kvs_emu::kernel_names_since();
+#else
+    return {};
+#endif
 }
 
 GraphCheck check_graph_capture() {

@@ -5,6 +5,7 @@
 #pragma once
 #include "cuda/strided.h"
 #include <cstdint>
+#include <string>
 #include <vector>
 
 // decode_qkv_gpu at position pos. wk and wv empty: a layer that shares (Q only). The caches
@@ -31,6 +32,19 @@ std::vector<float> check_attention_decode_counter(const std::vector<float>& q, c
 // argmax_gpu (temperature 0) or sample_gpu over logits rows b * row_stride.
 std::vector<int> check_sample(const std::vector<float>& logits, size_t row_stride, int batch, int vocab, float temperature,
                               float topp, const std::vector<float>& draws);
+// store_kv_at_counter_gpu: rows (batch, kv_dim) into a copy of slot (batch, context, kv_dim)
+// with the counter at pos.
+std::vector<float> check_store_kv_at_counter(const std::vector<float>& slot, const std::vector<float>& rows, int batch,
+                                             int context, int kv_dim, int pos);
+// strided_fill_gpu over a copy of dst.
+std::vector<float> check_strided_fill(const std::vector<float>& dst, float value, const StridedRows& r);
+// The position kernels: the counter set to `counter` and advanced once, positions_from_counter
+// over `rows` rows after that, and a prefill's positions (batch, n) from p0.
+struct PositionsCheck {
+    int counter = -1;
+    std::vector<int> from_counter, prefill;
+};
+PositionsCheck check_positions(int counter, int rows, int batch, int n, int p0);
 // strided_copy_gpu from src into a copy of dst.
 std::vector<float> check_strided_copy(const std::vector<float>& dst, const std::vector<float>& src, const StridedRows& r);
 
@@ -46,3 +60,11 @@ struct GraphCheck {
     bool legacy_refused = false;     // a launch on the legacy default stream during a capture fails
 };
 GraphCheck check_graph_capture();
+
+// On the CPU emulator, the kernels that have run to their end so far (tests/cuda_on_cpu:
+// work queued on a stream runs only when the host waits for it): what a test reads to see
+// how much of the queued work a host wait made the device finish. -1 on a GPU.
+long long device_kernels_finished();
+// On the emulator, the kernels run to their end since the last call, each name once (as
+// written at its launch: "fused_kernel<NB, true, Job>"); empty on a GPU.
+std::vector<std::string> device_kernel_names_since();

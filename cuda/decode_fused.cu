@@ -222,6 +222,7 @@ struct QkvJob {
         if (c < q_dim) {
             dst = q + (size_t)b * q_dim + c;
         } else {  // the cache, at the counter's position of sequence b
+            if (pos < 0 || pos >= context) return;  // past the context: nothing (the host refuses such a step)
             const bool is_k = c < q_dim + kv_dim;
             const int j = c - q_dim - (is_k ? 0 : kv_dim);
             dst = (is_k ? key_slot : value_slot) + ((size_t)b * context + pos) * kv_dim + j;

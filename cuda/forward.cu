@@ -16,6 +16,7 @@
 // a CUDA graph and replays it for every token. Prefill captures one iteration of each
 // cyclic block the same way. Host data crosses the bus through pinned buffers only.
 #include "cuda/check.h"
+#include "cuda/common.cuh"
 #include "cuda/decode_kernels.h"
 #include "cuda/forward.h"
 #include "cuda/kernels.h"
@@ -41,7 +42,10 @@ size_t buffer_generation() { return generation; }
 template <typename T>
 DeviceArray<T>::~DeviceArray() {
     // No CUDA_CHECK: a destructor must not throw, and at exit the context may be gone.
-    if (p_) cudaFree(p_);
+    if (p_) {
+        cudaFree(p_);
+        generation++;  // a graph captured with it must not replay
+    }
 }
 
 template <typename T>
@@ -81,11 +85,14 @@ void DeviceArray<T>::swap(DeviceArray& o) noexcept {
 
 template class DeviceArray<float>;
 template class DeviceArray<int>;
-template class DeviceArray<uint32_t>;
+template class DeviceArray<uint32_t>;  // also split K's tickets (unsigned)
 
 template <typename T>
 PinnedArray<T>::~PinnedArray() {
-    if (p_) cudaFreeHost(p_);
+    if (p_) {
+        cudaFreeHost(p_);
+        generation++;  // a graph captured with it must not replay (its copies would write freed memory)
+    }
 }
 
 template <typename T>
@@ -120,11 +127,15 @@ GraphExec::~GraphExec() {
 namespace {
 
 // The forward's own runtime calls, each checked and counted (cuda/launch.h); the launch
-// functions count their launches themselves.
-void copy_async(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
-    if (bytes == 0) return;
+// functions count their launches themselves. Copies: kvk::copy_async (cuda/common.cuh).
+using kvk::copy_async;
+
+// Records the event once the stream's work so far is done: in a capture, a node of the graph
+// that records it at every replay.
+void record_event(cudaEvent_t event, cudaStream_t stream) {
     count_runtime_call();
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream));
+    CUDA_CHECK(cudaEventRecordWithFlags(event, stream,
+                                        kvk::stream_capturing(stream) ? cudaEventRecordExternal : cudaEventRecordDefault));
 }
 
 // Records the work `queue` issues on `stream` as a graph, without running it, and
@@ -238,11 +249,16 @@ CudaBackend::CudaBackend(const Model& m, int batch, int context, CudaDecodeOptio
     h_draws_.reserve(batch);
     h_sampled_.reserve(batch);
     grow(batch);
+    // split K's partial sums and tile counters, this backend's own: its stream runs beside others
+    split_partials_.reserve(kGemmSplitScratchFloats);
+    split_tickets_.reserve(kGemmSplitMaxTiles);
+    split_tickets_.zero();
+    split_ = SplitKScratch{split_partials_.get(), split_tickets_.get()};
 
     // A blocking stream: the synchronous copies above (legacy default stream) finish first.
     CUDA_CHECK(cudaStreamCreate(&stream_));
     CUDA_CHECK(cudaEventCreate(&staging_free_));
-    LaunchStream on(stream_);
+    LaunchStream on(stream_, &split_);
     set_counter_gpu(s_.counter.get(), 0);
 }
 
@@ -257,6 +273,10 @@ CudaBackend::~CudaBackend() {
 }
 
 bool CudaBackend::fused() const { return options_.fused && batch_ <= kMaxFusedBatch; }
+
+// With the debug switch of cuda/check.h every launch is waited for, which a graph's launches
+// cannot be: the forward then runs launch by launch, so a fault names its kernel.
+bool CudaBackend::use_graphs() const { return options_.graphs && !cuda_sync_after_launch(); }
 
 void CudaBackend::grow(size_t rows) {
     const Config& c = config_;
@@ -424,7 +444,10 @@ void CudaBackend::decode_layer_fused(int l) {
 
 void CudaBackend::enqueue_step(const StepKind& kind) {
     const Config& c = config_;
-    if (kind.upload) copy_async(s_.tokens.get(), h_tokens_.get(), (size_t)batch_ * sizeof(int), cudaMemcpyHostToDevice, stream_);
+    if (kind.upload) {
+        copy_async(s_.tokens.get(), h_tokens_.get(), (size_t)batch_ * sizeof(int), cudaMemcpyHostToDevice, stream_);
+        record_event(staging_free_, stream_);  // the staging buffer is free once its upload is done
+    }
     embedding_gpu(s_.x.get(), w_.token_embedding.get(), s_.tokens.get(), batch_, c.dim);
     if (!fused()) positions_from_counter_gpu(s_.positions.get(), s_.counter.get(), batch_);
     for (int l = 0; l < c.n_layers; l++) {
@@ -441,7 +464,8 @@ void CudaBackend::enqueue_step(const StepKind& kind) {
 }
 
 void CudaBackend::run_step(const StepKind& kind) {
-    if (!options_.graphs) return enqueue_step(kind);
+    if (kind.upload) staging_pending_ = true;  // the step records staging_free_ after its upload
+    if (!use_graphs()) return enqueue_step(kind);
     auto it = std::find_if(step_graphs_.begin(), step_graphs_.end(), [&](const StepGraph& g) { return g.kind == kind; });
     if (it != step_graphs_.end() && !it->exec->current()) {  // a buffer moved since the capture
         step_graphs_.erase(it);
@@ -500,7 +524,7 @@ void CudaBackend::read_sampled(int* out) {
 }
 
 void CudaBackend::sample(const SamplingSettings& s, const float* draws, int* out) {
-    LaunchStream on(stream_);
+    LaunchStream on(stream_, &split_);
     if (logit_positions_ < 1) fail("sample: no logits yet (prefill first)");
     prepare_sample(s, draws);
     const size_t P = logit_positions_, V = config_.vocab_size;
@@ -510,7 +534,7 @@ void CudaBackend::sample(const SamplingSettings& s, const float* draws, int* out
 }
 
 void CudaBackend::decode_sample(const SamplingSettings& s, const float* draws, int* out) {
-    LaunchStream on(stream_);
+    LaunchStream on(stream_, &split_);
     if (!sampled_on_device_) fail("decode_sample: no tokens sampled yet (call sample after the prefill)");
     if (pos_ >= kv_.context) fail("the sequence is full: " + std::to_string(kv_.context) + " tokens of context");
     const double t0 = now_seconds();
@@ -521,11 +545,13 @@ void CudaBackend::decode_sample(const SamplingSettings& s, const float* draws, i
     run_step(kind);
     const double issued = now_seconds();
     wait();
-    read_sampled(out);
+    // The step ran and advanced the device's counter: count it before reading its sample,
+    // which throws on NaN logits (else the host's position falls one behind the device's)
     after_step(1);
     stats_.steps++;
     stats_.host_seconds += issued - t0;
     stats_.runtime_calls += runtime_calls() - calls0;
+    read_sampled(out);
 }
 
 // ---------------------------------------------------------------------------
@@ -540,14 +566,13 @@ void CudaBackend::after_step(int positions) {
 }
 
 void CudaBackend::decode(const int* tokens) {
-    LaunchStream on(stream_);
+    LaunchStream on(stream_, &split_);
     if (pos_ >= kv_.context) fail("the sequence is full: " + std::to_string(kv_.context) + " tokens of context");
     check_tokens(tokens, (size_t)batch_, config_.vocab_size);
     const double t0 = now_seconds();
     const size_t calls0 = runtime_calls();
     stage_tokens(tokens, batch_);
     run_step(StepKind{});
-    staging_queued();
     after_step(1);
     sampled_on_device_ = false;
     stats_.steps++;
@@ -587,7 +612,7 @@ void CudaBackend::finish(int n, bool all_positions) {
 }
 
 void CudaBackend::prefill(const int* tokens, int n, const PrefillOptions& opt) {
-    LaunchStream on(stream_);
+    LaunchStream on(stream_, &split_);
     const Config& c = config_;
     const Plan& plan = plan_;
     check_prefill(tokens, batch_, n, kv_.context, c.vocab_size, opt);
@@ -608,7 +633,6 @@ void CudaBackend::prefill(const int* tokens, int n, const PrefillOptions& opt) {
             StepKind kind;
             kind.logits = opt.all_positions || t == n - 1;  // the classifier only where kept
             run_step(kind);
-            staging_queued();
             after_step(1);
             if (!opt.all_positions) continue;
             strided_copy_gpu(s_.all_logits.get(), s_.logits.get(), column_rows(batch_, n, t, c.vocab_size));
@@ -642,7 +666,7 @@ void CudaBackend::prefill(const int* tokens, int n, const PrefillOptions& opt) {
             copy_async(s_.x.get(), s_.block_input.get(), x_bytes, cudaMemcpyDeviceToDevice, stream_);
             run_layers(blk.first, blk.last, n, 0);
         };
-        if (options_.graphs) {
+        if (use_graphs()) {
             const GraphExec& g = block_graph((int)bi, n, iteration);
             for (int it = 0; it < opt.iterations; it++) launch_graph(g, stream_);
         } else {
@@ -712,8 +736,9 @@ std::vector<float> CudaBackend::residual() const {
 }
 
 void CudaBackend::capture_layers(bool on) {
+    wait();  // queued copies may still write the buffers freed next
     capture_ = on;
-    layer_pinned_.clear();
+    layer_pinned_.clear();  // bumps buffer_generation: a graph that copies into them is captured again
     layer_out_.assign(on ? config_.n_layers : 0, {});
     layer_out_fresh_ = false;
     if (!on) return;

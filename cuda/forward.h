@@ -11,6 +11,7 @@
 // No CUDA types here: g++ code (tests, make_backend) includes this header. CUstream_st*,
 // CUevent_st* and CUgraphExec_st* are cudaStream_t, cudaEvent_t and cudaGraphExec_t.
 #pragma once
+#include "cuda/launch.h"
 #include "src/model/backend.h"
 #include <cstddef>
 #include <cstdint>
@@ -155,6 +156,9 @@ public:
     const CudaDecodeOptions& options() const { return options_; }
     // Whether decode steps use the fused kernels (asked for, and the batch allows).
     bool fused() const;
+    // Whether steps and cyclic blocks replay CUDA graphs: asked for, and the debug switch
+    // KVSHARE_CUDA_SYNC (cuda/check.h) off.
+    bool use_graphs() const;
     // Launches and copies in the last captured decode step (0 before the first capture).
     size_t graph_nodes() const { return last_graph_nodes_; }
 
@@ -202,7 +206,8 @@ private:
     // Final norm and classifier for the kept rows (all n, or the last of each sequence).
     void finish(int n, bool all_positions);
     // Token ids into the pinned staging buffer h_tokens_ (waiting, if need be, until the
-    // last upload from it has left); staging_queued() after queueing the copy from it.
+    // last upload from it has left: staging_free_, recorded right after that upload, by
+    // staging_queued() or inside the decode step); not until the whole step has run.
     void stage_tokens(const int* tokens, size_t count);
     void staging_queued();
     // Queues one decode step on the stream (launch by launch), or replays its graph.
@@ -238,6 +243,9 @@ private:
     CUstream_st* stream_ = nullptr;
     CUevent_st* staging_free_ = nullptr;  // recorded after a copy from h_tokens_
     bool staging_pending_ = false;
+    DeviceArray<float> split_partials_;  // split K's scratch for this backend's stream (cuda/launch.h)
+    DeviceArray<unsigned> split_tickets_;
+    SplitKScratch split_;
 
     GpuWeights w_;
     GpuRunState s_;

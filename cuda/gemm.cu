@@ -9,13 +9,14 @@
 //   5 matrix-vector         warp per output column, for small n (decode)
 //   6 warp-tiled            128x128 block tile of 8 warps, 8x8 per thread, warps 4x8 threads;
 //                           a 3-stage cp.async pipeline feeds shared memory straight from global
-//   7 small grid            version 6's kernel with a tile sized to n (one block row for
-//                           n <= 128: skinny) and K split over up to 16 blocks per tile
-// gemm(0, ...) picks one by shape: the table in cuda/gemm_plan.h.
+//   7 small grid            version 6's kernel with any tile of cuda/gemm_plan.h (16 to 128
+//                           rows, 32 to 128 columns) and K split over up to 16 blocks per tile
+// gemm(0, ...) picks one by shape: the cost model in cuda/gemm_plan.h.
 #include "cuda/async_copy.cuh"
 #include "cuda/common.cuh"
 #include "cuda/gemm_plan.h"
 #include "cuda/kernels.h"
+#include <unordered_map>
 
 using namespace kvk;
 
@@ -127,13 +128,13 @@ constexpr int B4 = 128, K4 = 16, THREADS4 = 256, PAD4 = 4;  // pad keeps rows 16
 template <bool VEC>
 __device__ __forceinline__ float4 load4(const float* p, int row, int rows, int kk, int k) {
     // 4 consecutive k values of one row; out-of-range elements read as 0
-    if (row >= rows) return make_float4(0.f, 0.f, 0.f, 0.f);
-    const float* q = p + (size_t)row * k + kk;
     if (VEC) {
-        // k % 4 == 0 and kk % 4 == 0: the 4 values are all in range or all out
-        if (kk < k) return __ldg(reinterpret_cast<const float4*>(q));
+        // k % 4 == 0 and kk % 4 == 0: the 4 values are all in range or all out; one test for both
+        if (row < rows && kk < k) return __ldg(reinterpret_cast<const float4*>(p + (size_t)row * k + kk));
         return make_float4(0.f, 0.f, 0.f, 0.f);
     }
+    if (row >= rows) return make_float4(0.f, 0.f, 0.f, 0.f);
+    const float* q = p + (size_t)row * k + kk;
     float4 v;
     v.x = kk + 0 < k ? __ldg(q + 0) : 0.0f;
     v.y = kk + 1 < k ? __ldg(q + 1) : 0.0f;
@@ -322,14 +323,12 @@ void launch_gemv(float* out, const float* x, const float* w, int n, int k, int d
 // frees the buffer of tile t-1 for the next copies.
 //
 // Split K (gridDim.z > 1, version 7): block z takes k in [z k_slice, (z+1) k_slice), writes its
-// partial tile to g_split_partials, and the last block of the tile to arrive (an atomic counter
-// per tile) adds the partials up in split order: the same order on every run, so the result is
-// deterministic whichever block finishes last. The scratch is a fixed __device__ array, one per
-// GPU: every kvshare launch goes to the default stream, where two GEMMs never overlap; the
-// counters are reset by the block that finishes a tile, ready for the next launch.
-
-__device__ float g_split_partials[kGemmSplitScratchFloats];  // (split, n, d) partial outputs
-__device__ unsigned g_split_tickets[kGemmSplitMaxTiles] = {};  // blocks of a tile done so far
+// partial tile to the scratch, and the last block of the tile to arrive (an atomic counter per
+// tile) adds the partials up in split order: the same order on every run, so the result is
+// deterministic whichever block finishes last. The scratch belongs to the stream the GEMM is
+// launched on (cuda/launch.h: streams run side by side, and two GEMMs sharing one scratch
+// would mix their partials and counters); the counters are reset by the block that finishes a
+// tile, ready for the next launch on that stream.
 
 // rows [row0, row0 + ROWS) x k [k0, k0 + BK) of src (rows of k floats) into dst [ROWS][LD];
 // zeros past `rows` or `kend`. vec: 16-byte copies (k % 4 == 0, src 16-byte aligned), else 4.
@@ -365,13 +364,62 @@ __device__ __forceinline__ void load_tile(float* dst, const float* src, int row0
     }
 }
 
+// The last block of a split tile adds the S partial tiles up: out = p_0 + p_1 + ... in split
+// order. The reads are the cost (S tiles from L2, written by other SMs: __ldcg), so a thread
+// takes 4 consecutive columns at once (float4, where d % 4 == 0 and out is 16-byte aligned)
+// and issues the loads of all S partials before the first add: up to 16 x 16 bytes in flight
+// per thread instead of one float at a time.
+template <int BM, int BN, int THREADS>
+__device__ __forceinline__ void split_k_sum(float* __restrict__ out, const float* __restrict__ partials, int n, int d,
+                                            int row0, int col0, int splits, int tid) {
+    const size_t plane = (size_t)n * d;  // one split's partial output
+    if ((d & 3) == 0 && (reinterpret_cast<uintptr_t>(out) & 15) == 0) {
+        constexpr int GROUPS = BN / 4;  // float4 groups per tile row
+        for (int e = tid; e < BM * GROUPS; e += THREADS) {  // consecutive threads, consecutive groups
+            const int r = row0 + e / GROUPS, c = col0 + 4 * (e % GROUPS);
+            if (r >= n || c >= d) continue;  // d % 4 == 0: the group is all in or all out
+            const float4* p = reinterpret_cast<const float4*>(partials + (size_t)r * d + c);
+            float4 part[kGemmMaxSplits];
+#pragma unroll
+            for (int z = 0; z < kGemmMaxSplits; z++)
+                part[z] = z < splits ? __ldcg(p + z * plane / 4) : make_float4(0.f, 0.f, 0.f, 0.f);
+            float4 s = part[0];
+#pragma unroll
+            for (int z = 1; z < kGemmMaxSplits; z++)
+                if (z < splits) {
+                    s.x += part[z].x;
+                    s.y += part[z].y;
+                    s.z += part[z].z;
+                    s.w += part[z].w;
+                }
+            *reinterpret_cast<float4*>(out + (size_t)r * d + c) = s;
+        }
+        return;
+    }
+    for (int e = tid; e < BM * BN; e += THREADS) {  // consecutive threads, consecutive columns
+        const int r = row0 + e / BN, c = col0 + e % BN;
+        if (r >= n || c >= d) continue;
+        const float* p = partials + (size_t)r * d + c;
+        float part[kGemmMaxSplits];
+#pragma unroll
+        for (int z = 0; z < kGemmMaxSplits; z++) part[z] = z < splits ? __ldcg(p + z * plane) : 0.0f;
+        float s = part[0];
+#pragma unroll
+        for (int z = 1; z < kGemmMaxSplits; z++)
+            if (z < splits) s += part[z];
+        out[(size_t)r * d + c] = s;
+    }
+}
+
 // THREADS = (BM / TM) * (BN / TN). At most 128 registers per thread, so that 512 threads fit
 // an SM's 64K registers: two blocks of 256, four of 128, eight of 64.
 template <int BM, int BN, int TM, int TN, int BK, int STAGES, int THREADS>
 __global__ void __launch_bounds__(THREADS, 512 / THREADS) gemm_warptile_kernel(float* __restrict__ out,
                                                                                const float* __restrict__ x,
                                                                                const float* __restrict__ w, int n,
-                                                                               int k, int d, int k_slice, bool vec) {
+                                                                               int k, int d, int k_slice, bool vec,
+                                                                               float* __restrict__ partials,
+                                                                               unsigned* __restrict__ tickets) {
     constexpr int LD = BK + 4, WARPS_N = BN / (8 * TN);
     static_assert(THREADS == (BM / TM) * (BN / TN), "one thread per TM x TN tile");
     // An 8x8 thread tile holds 64 accumulators and 32 floats of x rows: unrolling the steps of
@@ -434,7 +482,7 @@ __global__ void __launch_bounds__(THREADS, 512 / THREADS) gemm_warptile_kernel(f
     }
 
     // A warp's store for one (i, j) writes 4 rows x 8 consecutive floats: one 32-byte sector each.
-    float* const dst = gridDim.z == 1 ? out : g_split_partials + (size_t)blockIdx.z * n * d;
+    float* const dst = gridDim.z == 1 ? out : partials + (size_t)blockIdx.z * n * d;
 #pragma unroll
     for (int i = 0; i < TM; i++) {
         const int r = row0 + ty + 4 * i;
@@ -452,20 +500,31 @@ __global__ void __launch_bounds__(THREADS, 512 / THREADS) gemm_warptile_kernel(f
     __syncthreads();
     const unsigned tile = blockIdx.y * gridDim.x + blockIdx.x;
     if (tid == 0) {
-        arrived = atomicAdd(&g_split_tickets[tile], 1u);
-        if (arrived == gridDim.z - 1) g_split_tickets[tile] = 0;  // every split has counted: reset
+        arrived = atomicAdd(&tickets[tile], 1u);
+        if (arrived == gridDim.z - 1) tickets[tile] = 0;  // every split has counted: reset
     }
     __syncthreads();
     if (arrived != gridDim.z - 1) return;  // block-uniform: not the last split of this tile
     __threadfence();
-    for (int e = tid; e < BM * BN; e += THREADS) {  // consecutive threads, consecutive columns
-        const int r = row0 + e / BN, c = col0 + e % BN;
-        if (r >= n || c >= d) continue;
-        const float* p = g_split_partials + (size_t)r * d + c;
-        float s = 0.0f;
-        for (unsigned z = 0; z < gridDim.z; z++) s += __ldcg(p + (size_t)z * n * d);  // L2: written by other SMs
-        out[(size_t)r * d + c] = s;
+    split_k_sum<BM, BN, THREADS>(out, partials, n, d, row0, col0, (int)gridDim.z, tid);
+}
+// The scratch of the launch stream (cuda/launch.h); the legacy default stream's, one per GPU,
+// is allocated at its first split GEMM and kept for the life of the process.
+SplitKScratch split_scratch() {
+    if (const SplitKScratch* s = current_split_scratch()) return *s;
+    if (current_launch_stream())
+        bad_args("gemm: a split-K GEMM on a stream without its own scratch (give LaunchStream a SplitKScratch)");
+    static SplitKScratch legacy[64] = {};
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev >= 64) bad_args("gemm: device " + std::to_string(dev) + ": split K keeps scratch for 64 GPUs");
+    SplitKScratch& s = legacy[dev];
+    if (!s.partials) {
+        CUDA_CHECK(cudaMalloc(&s.tickets, kGemmSplitMaxTiles * sizeof(unsigned)));
+        CUDA_CHECK(cudaMemset(s.tickets, 0, kGemmSplitMaxTiles * sizeof(unsigned)));
+        CUDA_CHECK(cudaMalloc(&s.partials, kGemmSplitScratchFloats * sizeof(float)));
     }
+    return s;
 }
 
 // The dynamic shared memory limit is raised once per GPU, not on every launch.
@@ -483,7 +542,9 @@ void launch_warptile(float* out, const float* x, const float* w, int n, int k, i
     const int slice = gemm_split_k_slice(TILE, k, splits);
     const bool vec = k % 4 == 0 && aligned16(x) && aligned16(w);
     const dim3 grid(ceil_div(n, T.bm), ceil_div(d, T.bn), splits);
-    gemm_warptile_kernel<T.bm, T.bn, T.tm, T.tn, T.bk, T.stages, T.threads><<<grid, T.threads, smem, launch_stream()>>>(out, x, w, n, k, d, slice, vec);
+    const SplitKScratch scratch = splits > 1 ? split_scratch() : SplitKScratch{};
+    gemm_warptile_kernel<T.bm, T.bn, T.tm, T.tn, T.bk, T.stages, T.threads><<<grid, T.threads, smem, launch_stream()>>>(
+        out, x, w, n, k, d, slice, vec, scratch.partials, scratch.tickets);
     CUDA_CHECK_LAST("gemm_warptile_kernel");
 }
 
@@ -492,6 +553,31 @@ const char* const kNames[] = {"auto",  "naive",  "smem-tiled", "register-blocked
 constexpr int kVersions = 7;
 
 }  // namespace
+
+// gemm_plan weighs about a hundred tile and split candidates (a microsecond); a forward
+// asks for the same few shapes at every step, so each thread keeps the plans it has made.
+struct PlanKey {
+    int version, n, k, d, sms;
+    bool operator==(const PlanKey& o) const {
+        return version == o.version && n == o.n && k == o.k && d == o.d && sms == o.sms;
+    }
+};
+struct PlanKeyHash {
+    size_t operator()(const PlanKey& p) const {
+        size_t h = 0;
+        for (int v : {p.version, p.n, p.k, p.d, p.sms}) h = h * 1000003u ^ (size_t)(unsigned)v;
+        return h;
+    }
+};
+
+GemmPlan cached_plan(int version, int n, int k, int d, int sms) {
+    thread_local std::unordered_map<PlanKey, GemmPlan, PlanKeyHash> plans;
+    const PlanKey key{version, n, k, d, sms};
+    auto it = plans.find(key);
+    if (it != plans.end()) return it->second;
+    if (plans.size() > 4096) plans.clear();  // prompts of every length: keep it bounded
+    return plans[key] = gemm_plan(version, n, k, d, sms);
+}
 
 int gemm_versions() { return kVersions; }
 
@@ -504,8 +590,8 @@ void gemm(int version, float* out, const float* x, const float* w, int n, int k,
     if (version < 0 || version > kVersions)
         bad_args("gemm: no version " + std::to_string(version) + " (1.." + std::to_string(kVersions) + ", 0 = auto)");
     if (n == 0 || d == 0) return;
-    const int sms = version == 0 || version == 7 ? num_sms() : 1;  // only the small-grid choices depend on it
-    gemm_run(gemm_plan(version, n, k, d, sms), out, x, w, n, k, d);
+    const int sms = version == 0 || version == 7 ? num_sms() : 1;  // only the model's choices depend on it
+    gemm_run(cached_plan(version, n, k, d, sms), out, x, w, n, k, d);
 }
 
 void gemm_run(const GemmPlan& plan, float* out, const float* x, const float* w, int n, int k, int d) {
@@ -562,6 +648,7 @@ void gemm_run(const GemmPlan& plan, float* out, const float* x, const float* w, 
                 case GEMM_TILE_16x64: return launch_warptile<GEMM_TILE_16x64>(out, x, w, n, k, d, plan.splits);
                 case GEMM_TILE_32x64: return launch_warptile<GEMM_TILE_32x64>(out, x, w, n, k, d, plan.splits);
                 case GEMM_TILE_64x64: return launch_warptile<GEMM_TILE_64x64>(out, x, w, n, k, d, plan.splits);
+                case GEMM_TILE_16x32: return launch_warptile<GEMM_TILE_16x32>(out, x, w, n, k, d, plan.splits);
                 default: return launch_warptile<GEMM_TILE_128x64>(out, x, w, n, k, d, plan.splits);
             }
     }

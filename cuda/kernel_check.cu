@@ -1,6 +1,7 @@
 // Host-vector wrappers for the kernel tests (see kernel_check.h).
 #include "cuda/kernel_check.h"
 #include "cuda/check.h"
+#include "cuda/common.cuh"
 #include "cuda/kernels.h"
 #include <cstdio>
 #include <cstring>
@@ -66,7 +67,7 @@ __global__ void fault_kernel(int fault) {
 }
 
 void launch_fault_kernel(int fault, int threads) {
-    fault_kernel<<<1, threads>>>(fault);
+    fault_kernel<<<1, threads, 0, kvk::launch_stream()>>>(fault);
     CUDA_CHECK_LAST("fault_kernel");
 }
 
@@ -240,6 +241,27 @@ std::string check_fault_report(bool sync_after_launch) {
         CUDA_CHECK(cudaDeviceSynchronize());
     });
     set_cuda_sync_after_launch(was);
+    return msg;
+}
+
+std::string check_copy_fault_report(bool sync_after_launch) {
+    if (!check_can_fault()) throw std::runtime_error("check_copy_fault_report: a trap would lose the GPU's context");
+    const bool was = cuda_sync_after_launch();
+    cudaStream_t stream = nullptr;
+    CUDA_CHECK(cudaStreamCreate(&stream));
+    Guarded<float> a(16), b(16);
+    set_cuda_sync_after_launch(false);
+    {
+        LaunchStream on(stream);
+        launch_fault_kernel(1, 32);  // queued: nothing has waited for it yet
+    }
+    set_cuda_sync_after_launch(sync_after_launch);
+    const std::string msg =
+        error_of([&] { kvk::copy_async(b.data(), a.data(), 16 * sizeof(float), cudaMemcpyDeviceToDevice, stream); });
+    set_cuda_sync_after_launch(was);
+    cudaStreamSynchronize(stream);  // the fault, if the copy did not wait for it
+    cudaGetLastError();
+    CUDA_CHECK(cudaStreamDestroy(stream));
     return msg;
 }
 

@@ -41,6 +41,10 @@ std::vector<float> check_attention_decode(int version, const std::vector<float>&
 // and every later test would fail.
 bool check_can_fault();
 std::string check_fault_report(bool sync_after_launch);
+// An async copy (kvk::copy_async, how the GPU forward copies) after a fault queued on its
+// stream: with the switch on, the copy is waited for and its error says so; off, it returns
+// at once and reports nothing (""). Only where check_can_fault().
+std::string check_copy_fault_report(bool sync_after_launch);
 // The error message of a launch with more threads per block than any GPU allows (a
 // configuration error, found at the launch on a GPU too).
 std::string check_bad_launch_report();

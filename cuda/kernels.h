@@ -25,8 +25,8 @@ void set_cuda_sync_after_launch(bool on);
 // 4 float4 loads + double buffering, 5 matrix-vector (warp per output row, for small n),
 // 6 warp-tiled 128x128 with a cp.async pipeline, 7 version 6's kernel with tiles sized to n
 // and split K (small grids, skinny n). 0 follows gemm_plan (cuda/gemm_plan.h) for the shape.
-// Split K keeps its partial sums in a fixed scratch per GPU: two GEMMs must not run at once
-// on different streams (kvshare launches everything on the default stream).
+// Split K keeps its partial sums in the launch stream's scratch (cuda/launch.h): a stream
+// other than the legacy default one must bring its own to run a split GEMM.
 int gemm_versions();
 const char* gemm_version_name(int version);
 void gemm(int version, float* out, const float* x, const float* w, int n, int k, int d);

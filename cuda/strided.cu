@@ -19,10 +19,14 @@ __global__ void strided_fill_kernel(float* dst, float value, StridedRows r) {
         dst[r.dst(e)] = value;
 }
 
-// Row b of rows (batch, kv_dim) to slot position (b, counter[0]).
+// Row b of rows (batch, kv_dim) to slot position (b, counter[0]). A counter at or past the
+// context (the host checks the position, but a host and device that disagree must not
+// corrupt the next sequence's row) writes nothing.
 __global__ void store_at_counter_kernel(float* __restrict__ slot, const float* __restrict__ rows, const int* counter,
                                         int batch, int context, int kv_dim) {
-    const size_t pos = (size_t)*counter, count = (size_t)batch * kv_dim;
+    const int at = *counter;
+    if (at < 0 || at >= context) return;
+    const size_t pos = (size_t)at, count = (size_t)batch * kv_dim;
     for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < count; e += (size_t)gridDim.x * blockDim.x) {
         const size_t b = e / kv_dim, i = e % kv_dim;
         slot[(b * context + pos) * kv_dim + i] = rows[e];

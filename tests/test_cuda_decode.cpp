@@ -143,9 +143,14 @@ TEST_CASE("cuda decode attention at the counter: chunks past the position are sk
     struct Shape {
         int batch, pos, context, n_heads, n_kv_heads, hs;
     };
-    // contexts of several chunks (32 keys at least), positions at the start, middle and end
-    const Shape shapes[] = {{1, 0, 4, 4, 2, 16},  {3, 5, 9, 4, 2, 18},    {2, 100, 300, 8, 2, 64},
-                            {1, 299, 300, 4, 1, 128}, {2, 40, 1000, 6, 3, 48}, {1, 70, 90, 5, 5, 256}};
+    // contexts of several chunks (32 keys at least), positions at the start, middle and end;
+    // the shape of the heap overflow chunks below 32 keys once caused in the other split kernel
+    // (40 query heads of 256 on one KV head, position 2999 of 3000: 40 KB of queries, so the
+    // chunk shrinks to 32 keys), and one whose 32-key chunks need 72 KB, over the 48 KB a block
+    // gets without opting in (64 query heads of 256)
+    const Shape shapes[] = {{1, 0, 4, 4, 2, 16},      {3, 5, 9, 4, 2, 18},         {2, 100, 300, 8, 2, 64},
+                            {1, 299, 300, 4, 1, 128}, {2, 40, 1000, 6, 3, 48},     {1, 70, 90, 5, 5, 256},
+                            {1, 2999, 3000, 40, 1, 256}, {1, 100, 128, 64, 1, 256}};
     uint64_t seed = 13000;
     for (const Shape& s : shapes)
         for (bool strict : {false, true}) {
@@ -173,6 +178,45 @@ TEST_CASE("cuda decode attention at the counter: chunks past the position are sk
             if (strict && s.pos == 0)
                 for (float o : got) CHECK(o == 0.0f);
         }
+}
+
+TEST_CASE("cuda decode kernels at the counter: a counter at the context writes nothing and reads nothing past it", "[cuda][kernel]") {
+    SKIP_WITHOUT_GPU();
+    // The host refuses a step past the context, but a host and device that disagree (the
+    // counter one ahead) must not write the next sequence's first row or read past the slot.
+    const int batch = 2, context = 5, kv_dim = 12;
+    const std::vector<float> slot = random_vector((size_t)batch * context * kv_dim, 16000);
+    const std::vector<float> rows = random_vector((size_t)batch * kv_dim, 16001);
+    CHECK(check_store_kv_at_counter(slot, rows, batch, context, kv_dim, context) == slot);
+    std::vector<float> want = slot;  // the last position is still written
+    for (int b = 0; b < batch; b++)
+        for (int i = 0; i < kv_dim; i++) want[((size_t)b * context + context - 1) * kv_dim + i] = rows[(size_t)b * kv_dim + i];
+    CHECK(check_store_kv_at_counter(slot, rows, batch, context, kv_dim, context - 1) == want);
+
+    // the fused qkv: Q as always, no K/V row anywhere
+    const int dim = 24, n_heads = 2, n_kv_heads = 1, hs = 12;
+    const std::vector<float> x = random_vector((size_t)batch * dim, 16002), g = random_vector(dim, 16003);
+    const std::vector<float> wq = random_vector((size_t)n_heads * hs * dim, 16004);
+    const std::vector<float> wk = random_vector((size_t)kv_dim * dim, 16005), wv = random_vector((size_t)kv_dim * dim, 16006);
+    const QkvOut got = check_decode_qkv(x, g, wq, wk, wv, slot, batch, dim, n_heads, n_kv_heads, hs, context, context,
+                                        10000.0f, 1e-5f, 0);
+    CHECK(got.key_cache == slot);
+    CHECK(got.value_cache == slot);
+    std::vector<float> q = product(normed(x, g, batch, dim), wq, batch, dim, n_heads * hs);
+    const std::vector<int> pos(batch, context);
+    rope(q.data(), pos.data(), batch, n_heads, hs, 10000.0f, RopeStyle::Adjacent);
+    expect_close(got.q, q, GEMM_BOUND);
+
+    // attention sees the whole slot and nothing past it (NaN guards lie beyond the last sequence)
+    const std::vector<float> qa = random_vector((size_t)n_heads * hs, 16007);
+    const std::vector<float> k = random_vector((size_t)context * kv_dim, 16008), v = random_vector(k.size(), 16009);
+    std::vector<float> all(qa.size());
+    attention(all.data(), qa.data(), k.data(), v.data(), 1, context, true, n_heads, n_kv_heads, hs);  // s < context
+    for (bool strict : {false, true}) {
+        INFO("strict " << strict);
+        expect_close(check_attention_decode_counter(qa, k, v, 1, context, context, strict, n_heads, n_kv_heads, hs), all,
+                     ATTENTION_BOUND);
+    }
 }
 
 TEST_CASE("cuda sampling picks the CPU sampler's token: greedy, temperature and top-p, ties", "[cuda][kernel]") {

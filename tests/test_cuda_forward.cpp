@@ -12,7 +12,10 @@
 // checks that asking for the GPU fails with a clear message.
 #ifdef KVSHARE_CUDA
 #include <catch2/catch.hpp>
+#include "cuda/decode_check.h"
 #include "cuda/forward.h"
+#include "cuda/kernel_check.h"
+#include "cuda/kernels.h"
 #include "reference/forward.h"
 #include "tests/helpers.h"
 #include "tests/skip_without_gpu.h"
@@ -83,6 +86,15 @@ std::vector<std::string> other_plans() {
         if (std::find(quick.begin(), quick.end(), p) == quick.end()) rest.push_back(p);
     return rest;
 }
+
+// The debug switch KVSHARE_CUDA_SYNC (cuda/check.h), which tests/main.cpp turns on, set
+// otherwise for one scope: off where a test needs graphs (the switch runs the forward launch
+// by launch) or work queued side by side (it waits after every launch).
+struct SyncSwitch {
+    bool was;
+    explicit SyncSwitch(bool on) : was(cuda_sync_after_launch()) { set_cuda_sync_after_launch(on); }
+    ~SyncSwitch() { set_cuda_sync_after_launch(was); }
+};
 
 struct Mode {
     std::string name;
@@ -494,6 +506,7 @@ Model small_model(const std::string& plan_spec) {
 // Graph replay against eager launches on `plans`; the `more` plans also go on with two
 // sequences, sampled steps, the unfused kernels and a longer prompt.
 static void check_graph_replay(const std::vector<std::string>& plans, const std::vector<std::string>& more_plans) {
+    const SyncSwitch off(false);  // with it on, the forward would not use graphs
     // The same launches, once captured and replayed, once issued one by one: any difference
     // is a graph that replays stale arguments (a position, a pointer from before a buffer
     // grew). Every plan: an iterative prefill (its cyclic blocks' iterations are graphs) and
@@ -671,6 +684,7 @@ TEST_CASE("cuda forward: runtime calls per decode step, launch by launch and as 
     // either (qkv, attention's two kernels, W_O, W1|W3, W2); the final norm and the
     // classifier; argmax, the copy of the ids, the counter's advance; and the wait for the
     // ids. As a graph: one launch and the wait.
+    const SyncSwitch off(false);  // with it on, the forward would not use graphs
     const Model m = test_model("cla:2", /*tied=*/true);
     const int kv_layers = 4, shared = 4;
     const std::vector<int> prompt = test_tokens(1, 4, 61);
@@ -697,6 +711,178 @@ TEST_CASE("cuda forward: runtime calls per decode step, launch by launch and as 
     CHECK(nodes == unfused - 1);  // the graph holds every launch and copy of the step, not the wait
     CHECK(calls_per_step({true, true}, &nodes) == 2);
     CHECK(nodes == fused - 1);
+}
+
+TEST_CASE("cuda forward: KVSHARE_CUDA_SYNC runs launch by launch, and waits after copies too", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // A graph's launches cannot be waited for one by one, so with the switch on the forward
+    // leaves graphs out and a fault names its kernel; the copies are waited for like launches.
+    const Model m = test_model("lckv:2", /*tied=*/true);
+    const std::vector<int> prompt = test_tokens(1, 4, 63);
+    for (bool on : {true, false}) {
+        INFO("KVSHARE_CUDA_SYNC " << on);
+        const SyncSwitch sw(on);
+        CudaBackend be(m, 1, 16);  // graphs asked for
+        CHECK(be.options().graphs);
+        CHECK(be.use_graphs() == !on);
+        be.prefill(prompt.data(), 4, PrefillOptions{});
+        std::vector<int> out(1);
+        be.sample(SamplingSettings{}, nullptr, out.data());
+        be.decode_sample(SamplingSettings{}, nullptr, out.data());
+        be.decode(out.data());
+        CHECK((be.graph_nodes() > 0) == !on);  // nodes of the last captured step
+    }
+    if (!check_can_fault()) {
+        WARN("SKIPPED the copy's fault: a trap would lose the GPU's context (the emulator runs it)");
+        return;
+    }
+    const std::string on = check_copy_fault_report(true), off = check_copy_fault_report(false);
+    CAPTURE(on, off);
+    CHECK_THAT(on, Catch::Contains("found by waiting after the copy (KVSHARE_CUDA_SYNC)"));
+    CHECK_THAT(on, Catch::Contains("unspecified launch failure"));
+    CHECK(off.empty());  // off, a copy returns at once
+}
+
+TEST_CASE("cuda forward: capture_layers(false) frees its buffers, and no graph copies into them again", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // The decode step's graph captured with capture_layers on copies every layer's output to
+    // pinned buffers; turning it off frees them, so that graph must be captured again (on the
+    // emulator a replay into freed pinned memory is a fault at the next wait).
+    const SyncSwitch off(false);  // graphs
+    const Model m = test_model("cla:2");
+    const std::vector<int> prompt = test_tokens(2, 4, 64);
+    CpuBackend cpu(m, 2, 16);
+    CudaBackend gpu(m, 2, 16);
+    REQUIRE(gpu.use_graphs());
+    cpu.prefill(prompt.data(), 4, PrefillOptions{});
+    gpu.capture_layers(true);
+    gpu.prefill(prompt.data(), 4, PrefillOptions{});
+    std::vector<int> next = {5, 9};
+    cpu.decode(next.data());
+    gpu.decode(next.data());  // captures the step with its copies to the layers' buffers
+    CHECK(gpu.layer_outputs().size() == 8);
+    gpu.capture_layers(false);
+    CHECK(gpu.layer_outputs().empty());
+    next = {11, 3};
+    cpu.decode(next.data());
+    gpu.decode(next.data());
+    const float* logits = nullptr;
+    REQUIRE_NOTHROW(logits = gpu.logits());
+    const Error e = error_of(logits, cpu.logits(), (size_t)2 * m.config.vocab_size);
+    INFO(describe(e));
+    CHECK(e.ok());
+}
+
+TEST_CASE("cuda forward: a decode step whose sample fails still counts its position, as the device does", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // decode_sample runs a step on the device (its counter advances), then reads the sample;
+    // NaN logits make that read throw. The host's position must follow the device's, or the
+    // next steps write the cache one slot further than the host believes, past the context at
+    // the end. A NaN embedding row for token T, and a classifier that picks T greedily.
+    Model m = test_model("standard");
+    const int n = 4, context = 7, T = 13, D = m.config.dim;
+    std::vector<int> prompt = test_tokens(1, n, 65);
+    for (int& t : prompt)
+        if (t == T) t = T + 1;
+    CpuBackend cpu(m, 1, context);
+    cpu.prefill(prompt.data(), n, PrefillOptions{});
+    const float* h = cpu.hidden();  // the final hidden state: logit T = |h|^2 > 0, the others 0
+    std::fill(m.weights.wcls.begin(), m.weights.wcls.end(), 0.0f);
+    std::copy(h, h + D, m.weights.wcls.begin() + (size_t)T * D);
+    std::fill(m.weights.token_embedding.begin() + (size_t)T * D, m.weights.token_embedding.begin() + (size_t)(T + 1) * D,
+              std::nanf(""));
+    CudaBackend gpu(m, 1, context);
+    gpu.prefill(prompt.data(), n, PrefillOptions{});
+    std::vector<int> got(1);
+    gpu.sample(SamplingSettings{}, nullptr, got.data());
+    REQUIRE(got[0] == T);
+    CHECK_THROWS_WITH(gpu.decode_sample(SamplingSettings{}, nullptr, got.data()), Catch::Contains("NaN or infinite"));
+    CHECK(gpu.pos() == n + 1);  // the step ran: position n holds T's K/V
+    // so the host stops where the device's cache ends: context - (n + 1) more steps, not one more
+    const int token = 2;
+    for (int p = n + 1; p < context; p++) gpu.decode(&token);
+    CHECK(gpu.pos() == context);
+    CHECK_THROWS_WITH(gpu.decode(&token), Catch::Contains("full"));
+}
+
+TEST_CASE("cuda forward: a decode step waits for the last step's token upload, not for the whole step", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // The pinned token staging is free once its upload has run: the event that says so is
+    // recorded right after the upload, inside the step (a node of its graph). So issuing the
+    // next step waits for that copy only, and the host runs ahead of the device. The emulator
+    // queues a stream's work until the host waits for it, and counts the kernels run.
+    if (device_kernels_finished() < 0) {
+        WARN("SKIPPED (the emulator only): what a host wait made the device finish is seen there alone");
+        return;
+    }
+    const SyncSwitch off(false);  // with it on, every launch waits
+    const Model m = test_model("lckv:2");
+    const std::vector<int> prompt = test_tokens(1, 4, 66);
+    for (bool graphs : {true, false}) {
+        INFO((graphs ? "graphs" : "launch by launch"));
+        CpuBackend cpu(m, 1, 16);
+        CudaBackend gpu(m, 1, 16, CudaDecodeOptions{graphs, true});
+        cpu.prefill(prompt.data(), 4, PrefillOptions{});
+        gpu.prefill(prompt.data(), 4, PrefillOptions{});
+        gpu.logits();  // everything so far has run
+        std::vector<long long> finished;  // kernels the device had finished after each decode call
+        for (int step = 0; step < 3; step++) {
+            const int token = 7 + step;
+            cpu.decode(&token);
+            gpu.decode(&token);
+            finished.push_back(device_kernels_finished());
+        }
+        const float* logits = gpu.logits();  // waits for the rest
+        const long long step1 = finished[1] - finished[0], step2 = finished[2] - finished[1],
+                        rest = device_kernels_finished() - finished[2];
+        INFO("kernels finished by the 2nd and 3rd decode calls: " << step1 << ", " << step2 << "; by the wait: " << rest);
+        CHECK(step1 == 0);         // the 2nd call waited for the 1st step's upload, not its kernels
+        CHECK(step2 > 0);          // the 3rd waited for the 2nd step's upload, queued after the 1st step
+        CHECK(rest == 2 * step2);  // so two whole steps were still queued: the host ran a step ahead
+        const Error e = error_of(logits, cpu.logits(), (size_t)m.config.vocab_size);
+        INFO(describe(e));
+        CHECK(e.ok());
+    }
+}
+
+// dim 256 and kv_dim 64 (4 heads of 64, one KV head), vocab 64: on the emulator's 4 SMs, a
+// prefill's wk, wv and classifier split K in two (16x32 tiles, 2 of them, 256 values of k).
+Model split_k_model() {
+    Config c;
+    c.dim = 256;
+    c.hidden_dim = 96;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 1;
+    c.vocab_size = 64;
+    c.max_seq_len = 16;
+    return init_model(c, parse_plan("standard", c.n_layers), MODEL_SEED);
+}
+
+TEST_CASE("cuda forward: two backends whose split-K GEMMs run side by side, each on its own scratch", "[cuda]") {
+    SKIP_WITHOUT_GPU();
+    // Each backend has its own stream, and streams run at the same time: split K's partial
+    // sums and tile counters must be the stream's own. Two backends prefill different prompts
+    // with nothing waiting in between; the emulator then runs their queued kernels
+    // interleaved, block by block (on a GPU, they may overlap).
+    const SyncSwitch off(false);  // with it on, every launch waits and nothing overlaps
+    const Model m = split_k_model();
+    REQUIRE(gemm_plan(0, 8, 256, 64, 4).splits > 1);  // wk, wv and the classifier at 8 rows, 4 SMs
+    const int n = 8, V = m.config.vocab_size;
+    CpuBackend cpu_a(m, 1, 16), cpu_b(m, 1, 16);
+    CudaBackend a(m, 1, 16), b(m, 1, 16);
+    for (int round = 0; round < 2; round++) {  // round 0 allocates (allocations wait); round 1 overlaps
+        INFO("round " << round);
+        const std::vector<int> pa = test_tokens(1, n, 70 + round, V), pb = test_tokens(1, n, 80 + round, V);
+        cpu_a.prefill(pa.data(), n, PrefillOptions{});
+        cpu_b.prefill(pb.data(), n, PrefillOptions{});
+        a.prefill(pa.data(), n, PrefillOptions{});
+        b.prefill(pb.data(), n, PrefillOptions{});
+        const Error ea = error_of(a.logits(), cpu_a.logits(), V), eb = error_of(b.logits(), cpu_b.logits(), V);
+        INFO("a: " << describe(ea) << "; b: " << describe(eb));
+        CHECK(ea.ok());
+        CHECK(eb.ok());
+    }
 }
 
 TEST_CASE("cuda forward: the cache allocates only KV layers", "[cuda]") {

@@ -15,8 +15,7 @@
 namespace {
 
 // The shapes issue 14 lists: every projection of TinyLlama-1.1B and stories15M (wk/wv and
-// w1/w3 share a shape), at these rows n (batch in decode, prompt tokens in prefill), on the
-// 132 SMs of an H100 / H200 SXM.
+// w1/w3 share a shape), on the 132 SMs of an H100 / H200 SXM.
 struct Projection {
     const char* model;
     const char* name;
@@ -28,104 +27,102 @@ const Projection kProjections[] = {
     {"TinyLlama", "classifier", 2048, 32000},    {"stories15M", "wq, wk, wv, wo", 288, 288},
     {"stories15M", "w1, w3", 288, 768},          {"stories15M", "w2", 768, 288},
     {"stories15M", "classifier", 288, 32000}};
-const int kRows[] = {1, 4, 16, 32, 64, 128, 256, 512, 2048};
 constexpr int kH100Sms = 132;
+constexpr int kMaxRows = 512;  // every n from 1 to this
 
-// A roofline model of one GEMM on the H100 SXM datasheet (132 SMs at 1.98 GHz, 128 fp32 FMA
-// per clock per SM, 3.35 TB/s): the larger of moving the operands (and split K's partial
-// sums) once at full bandwidth and the multiply-adds of the busiest SM, padding included, at
-// full rate. It knows nothing about a kernel's efficiency; what it sees is what made the old
-// batch cliff: padding rows, and SMs left idle by a small grid.
-struct Launch {
-    long long blocks;
-    double fma_per_block;
-    double extra_bytes;  // split K's partials, written and read
-};
-
-Launch launch_of(const GemmPlan& p, int n, int k, int d) {
-    if (p.version == 5) return {(d + 7) / 8, 8.0 * n * k, 0};  // a warp per column, 8 per block, rows not padded
-    if (p.version == 4) return {gemm_tile_count(GEMM_TILE_128x128, n, d), 128.0 * 128 * (double)((k + 15) / 16 * 16), 0};
-    const GemmTile& t = kGemmTiles[p.tile];
-    const double slice = gemm_split_k_slice(p.tile, k, p.splits);
-    return {gemm_tile_count(p.tile, n, d) * p.splits, (double)t.bm * t.bn * slice,
-            p.splits > 1 ? 2.0 * 4 * p.splits * (double)n * d : 0.0};
-}
-
-double modeled_us(const GemmPlan& p, int n, int k, int d) {
-    const Launch l = launch_of(p, n, k, d);
-    const double bytes = 4.0 * ((double)d * k + (double)n * k + (double)n * d) + l.extra_bytes;
-    const double busiest = (double)((l.blocks + kH100Sms - 1) / kH100Sms) * l.fma_per_block;
-    return std::max(bytes / 3.35e12, busiest / (128 * 1.98e9)) * 1e6;
-}
-
-// The dispatch before issue 14: the matrix-vector kernel up to 16 rows, 128x128 tiles above.
-GemmPlan old_plan(int n) {
+// The dispatch before issue 14: the matrix-vector kernel up to 16 rows, 128x128 tiles above
+// (version 4's tile; the model times it as the warp-tiled kernel's).
+GemmPlan table_before_14(int n, int, int) {
     GemmPlan p;
-    p.version = n <= 16 ? 5 : 4;
+    p.version = n <= 16 ? 5 : 7;
+    p.tile = n <= 16 ? -1 : GEMM_TILE_128x128;
     return p;
 }
 
-// Rows per microsecond never fall as n grows through the listed sizes (the model's, with a
-// little slack for rounding); returns the first shape where they do, or "".
+// Issue 14's table: tile rows n rounded up to 16, 32, 64 or 128 (128 x 64 above 128 rows, or
+// 128 x 128 once that grid has 1.5 blocks per SM), then splits doubled up to 16 while the grid
+// had fewer than 1.5 blocks per SM. It doubled the padded rows at 17, 33, 65 and 129.
+GemmPlan table_of_14(int n, int k, int d) {
+    GemmPlan p;
+    if (n <= 4) {
+        p.version = 5;
+        return p;
+    }
+    p.version = 7;
+    p.tile = n <= 16 ? GEMM_TILE_16x64 : n <= 32 ? GEMM_TILE_32x64 : n <= 64 ? GEMM_TILE_64x64 : GEMM_TILE_128x64;
+    if (n > 128 && gemm_tile_count(GEMM_TILE_128x128, n, d) >= 1.5 * kH100Sms) p.tile = GEMM_TILE_128x128;
+    if (p.tile == GEMM_TILE_128x128) return p;
+    const long long tiles = gemm_tile_count(p.tile, n, d);
+    while (p.splits < kGemmMaxSplits && tiles * p.splits < 1.5 * kH100Sms && gemm_split_allowed(p.tile, 2 * p.splits, n, k, d))
+        p.splits *= 2;
+    if (p.splits > 1) p.splits = (int)gemm_ceil_div(k, gemm_split_k_slice(p.tile, k, p.splits));
+    return p;
+}
+
+// A batch cliff in the cost model: the first n (from 1 to kMaxRows) whose rows per
+// microsecond fall below the best at fewer rows by more than padding must cost. Padding: any
+// grid of 16-row tiles (the smallest) computes n rounded up to 16 rows, so once the SMs are
+// busy, n rows run at n / ceil16(n) of the rate at a multiple of 16; 15% more for the blocks'
+// rounding over SMs (the busiest SM has one block more than another). Returns "" or the cliff.
 template <class PlanFor>
-std::string first_cliff(const Projection& pr, const PlanFor& plan_for) {
-    double prev_rate = 0;
-    int prev_n = 0;
-    for (int n : kRows) {
-        const double rate = n / modeled_us(plan_for(n, pr), n, pr.k, pr.d);
-        if (rate < prev_rate / 1.001)
-            return std::string(pr.model) + " " + pr.name + ": n " + std::to_string(prev_n) + " -> " + std::to_string(n) +
-                   ", rows/us " + std::to_string(prev_rate) + " -> " + std::to_string(rate);
-        prev_rate = std::max(prev_rate, rate);
-        prev_n = n;
+std::string first_cliff(const Projection& pr, PlanFor plan_for) {
+    double best = 0;
+    int best_n = 0;
+    for (int n = 1; n <= kMaxRows; n++) {
+        const GemmPlan p = plan_for(n, pr.k, pr.d);
+        const double rate = n / gemm_model_us(p, n, pr.k, pr.d, kH100Sms);
+        const double padding = (double)n / (double)(gemm_ceil_div(n, 16) * 16);
+        if (rate < best * padding * 0.85)
+            return std::string(pr.model) + " " + pr.name + ": n " + std::to_string(n) + ": " + std::to_string(rate) +
+                   " rows/us, the best below " + std::to_string(best) + " at n " + std::to_string(best_n) +
+                   (p.tile >= 0 ? std::string(" (") + kGemmTiles[p.tile].name + " x" + std::to_string(p.splits) + ")" : "");
+        if (rate > best) {
+            best = rate;
+            best_n = n;
+        }
     }
     return "";
 }
 
+std::string plan_name(const GemmPlan& p) {
+    return "v" + std::to_string(p.version) + (p.tile >= 0 ? std::string(" ") + kGemmTiles[p.tile].name : "") + " x" +
+           std::to_string(p.splits);
+}
+
 }  // namespace
 
-TEST_CASE("gemm dispatch: each rule of the table at every listed shape", "[gemm-plan]") {
+TEST_CASE("gemm dispatch: at every n from 1 to 512, the cost model's fastest allowed plan", "[gemm-plan]") {
     for (const Projection& pr : kProjections)
-        for (int n : kRows) {
-            const GemmPlan p = gemm_plan(0, n, pr.k, pr.d, kH100Sms);
-            CAPTURE(pr.model, pr.name, n, pr.k, pr.d, p.version, p.tile, p.splits, p.why);
-            if (n <= kGemmMatvecMaxRows) {
-                CHECK(p.version == 5);
+        for (int n = 1; n <= kMaxRows + 1; n++) {
+            const int rows = n <= kMaxRows ? n : 2048;
+            const GemmPlan p = gemm_plan(0, rows, pr.k, pr.d, kH100Sms);
+            INFO(pr.model << " " << pr.name << ", n " << rows << ": " << plan_name(p) << " (" << p.why << ")");
+            if (rows <= kGemmMatvecMaxRows) {
+                if (p.version != 5) FAIL_CHECK("not the matrix-vector kernel");
                 continue;
             }
-            REQUIRE((p.version == 6 || p.version == 7));
-            REQUIRE((p.tile >= 0 && p.tile < GEMM_TILES));
-            const GemmTile& t = kGemmTiles[p.tile];
-            const long long tiles = gemm_tile_count(p.tile, n, pr.d);
-            if (n <= kGemmSkinnyMaxRows) {
-                // skinny: one block row spans every x row, so each w element is read by one block
-                CHECK(p.version == 7);
-                CHECK(t.bm >= n);
-                CHECK((t.bm == 16 || t.bm < 2 * n));  // never more padding rows than real ones past 16
-            } else if (gemm_tile_count(GEMM_TILE_128x128, n, pr.d) >= kGemmMinBlocksPerSM * kH100Sms) {
-                CHECK(p.version == 6);
-                CHECK(p.tile == GEMM_TILE_128x128);
-            } else {
-                CHECK(p.version == 7);
-                CHECK(p.tile == GEMM_TILE_128x64);
+            bool ok = (p.version == 6 || p.version == 7) && p.tile >= 0 && p.tile < GEMM_TILES;
+            ok = ok && (p.version == 6) == (p.tile == GEMM_TILE_128x128 && p.splits == 1);
+            ok = ok && p.splits >= 1 && gemm_split_allowed(p.tile, p.splits, rows, pr.k, pr.d);
+            if (ok && p.splits > 1) {  // every split has k to do, and each slice is whole stages
+                const int slice = gemm_split_k_slice(p.tile, pr.k, p.splits);
+                ok = slice % kGemmTiles[p.tile].bk == 0 && (long long)slice * (p.splits - 1) < pr.k;
             }
-            CHECK(p.splits >= 1);
-            CHECK(p.splits <= kGemmMaxSplits);
-            if (p.version == 6) CHECK(p.splits == 1);
-            if (p.splits == 1) continue;
-            // split K: the partials fit the scratch, every split has k to do, each slice is whole stages
-            const int slice = gemm_split_k_slice(p.tile, pr.k, p.splits);
-            CHECK((double)p.splits * n * pr.d <= (double)kGemmSplitScratchFloats);
-            CHECK(tiles <= kGemmSplitMaxTiles);
-            CHECK(slice % t.bk == 0);
-            CHECK(slice >= kGemmMinSplitK);
-            CHECK((long long)slice * (p.splits - 1) < pr.k);
-            // no more splits than 1.5 blocks per SM needs; fewer only where a limit stops them
-            CHECK(tiles * ((p.splits + 1) / 2) < kGemmMinBlocksPerSM * kH100Sms);
-            const bool enough = tiles * p.splits >= kGemmMinBlocksPerSM * kH100Sms;
-            const bool at_limit = 2 * p.splits > kGemmMaxSplits || pr.k / (2 * p.splits) < kGemmMinSplitK ||
-                                  2.0 * p.splits * n * pr.d > (double)kGemmSplitScratchFloats;
-            CHECK((enough || at_limit));
+            if (!ok) {
+                FAIL_CHECK("not a valid warp-tiled plan");
+                continue;
+            }
+            // no allowed plan is more than 2% faster (near-ties go to larger tiles, fewer splits)
+            const double us = gemm_model_us(p, rows, pr.k, pr.d, kH100Sms);
+            for (int tile = 0; tile < GEMM_TILES; tile++)
+                for (int s = 1; s <= kGemmMaxSplits && gemm_split_allowed(tile, s, rows, pr.k, pr.d); s++) {
+                    const double other = gemm_model_us(7, tile, s, rows, pr.k, pr.d, kH100Sms);
+                    if (other < 0.98 * us) {
+                        FAIL_CHECK(kGemmTiles[tile].name << " x" << s << " is faster: " << other << " us against " << us);
+                        tile = GEMM_TILES;
+                        break;
+                    }
+                }
         }
 }
 
@@ -137,50 +134,58 @@ TEST_CASE("gemm dispatch: hand-worked choices on 132 SMs", "[gemm-plan]") {
     const Case cases[] = {
         // TinyLlama classifier, batch 1: matrix-vector
         {1, 2048, 32000, 5, -1, 1},
-        // wq at batch 32: 32x64 tiles, 32 of them; 198 blocks wanted: x4 = 128 too few, x8 = 256
-        {32, 2048, 2048, 7, GEMM_TILE_32x64, 8},
-        // w2 at batch 16: 16x64, 32 tiles, x8 = 256; slices of 5632 / 8 = 704 = 22 stages of 32
-        {16, 5632, 2048, 7, GEMM_TILE_16x64, 8},
-        // wk at 2048 rows: 128x128 gives 16 x 2 = 32 blocks (< 198); 128x64 gives 64, x4 = 256
-        // (partials 4 x 2048 x 256 = 2M floats, within the 4M scratch)
-        {2048, 2048, 256, 7, GEMM_TILE_128x64, 4},
-        // wq at 2048 rows: 16 x 16 = 256 blocks of 128x128 >= 198
+        // wk at batch 16: 16x64 tiles give 4 column tiles, 64 blocks at the most splits (16),
+        // 2 warps on each busy SM, and 16 partial tiles to add; the narrow 16x32 tile gives 8
+        // column tiles, 128 blocks of 4 warps: about a third of the time in the model
+        {16, 2048, 256, 7, GEMM_TILE_16x32, 16},
+        // wq at 129 rows: 16-row tiles pad 15 rows (144), 128-row tiles 127 (256): 9 x 32 tiles,
+        // split in 4 for 1152 blocks, 8.7 per SM
+        {129, 2048, 2048, 7, GEMM_TILE_16x64, 4},
+        // wq at 2048 rows: 16 x 16 = 256 blocks of 128x128, two per SM: enough warps, no padding
         {2048, 2048, 2048, 6, GEMM_TILE_128x128, 1},
-        // w1 at 512 rows: 128x128 gives 4 x 44 = 176 < 198; 128x64 gives 4 x 88 = 352, no split
+        // w1 at 512 rows: 128x128 gives 4 x 44 = 176 blocks, so a second wave on 44 SMs; 128x64
+        // gives 352, 2.7 per SM of half the size
         {512, 2048, 5632, 7, GEMM_TILE_128x64, 1},
-        // stories15M wq at batch 16: 5 tiles of 16x64; k = 288: two splits of 144 (>= 128), not
-        // four (72); the slice rounds up to 160 (5 stages of 32), so splits of 160 and 128
-        {16, 288, 288, 7, GEMM_TILE_16x64, 2},
-        // 65 rows of wq: the 128-row tile (63 padding rows), 1 x 32 tiles, x8 = 256
-        {65, 2048, 2048, 7, GEMM_TILE_128x64, 8},
+        // the classifier at 128 rows: 250 blocks of 128x128, no padding, 4 MB of partials avoided
+        {128, 2048, 32000, 6, GEMM_TILE_128x128, 1},
     };
     for (const Case& c : cases) {
         const GemmPlan p = gemm_plan(0, c.n, c.k, c.d, kH100Sms);
-        CAPTURE(c.n, c.k, c.d, p.version, p.tile, p.splits, p.why);
+        CAPTURE(c.n, c.k, c.d, plan_name(p));
         CHECK(p.version == c.version);
         CHECK(p.tile == c.tile);
         CHECK(p.splits == c.splits);
     }
-    // explicit versions: 6 is always the 128x128 tile whole; 7 sizes its tile to n
+    // the narrow tile against a 16-way split of 16x64 at wk's batch 16, in the model
+    const double narrow = gemm_model_us(7, GEMM_TILE_16x32, 16, 16, 2048, 256, kH100Sms);
+    const double split16 = gemm_model_us(7, GEMM_TILE_16x64, 16, 16, 2048, 256, kH100Sms);
+    CAPTURE(narrow, split16);
+    CHECK(narrow < split16 / 2);
+    // explicit versions: 6 is always the 128x128 tile whole; 7 is the model's tile, as version 7
     CHECK(gemm_plan(6, 32, 2048, 2048, kH100Sms).tile == GEMM_TILE_128x128);
     CHECK(gemm_plan(6, 32, 2048, 2048, kH100Sms).splits == 1);
-    CHECK(gemm_plan(7, 3000, 64, 64, kH100Sms).tile == GEMM_TILE_128x64);
+    CHECK(gemm_plan(7, 2048, 2048, 2048, kH100Sms).version == 7);
+    CHECK(gemm_plan(7, 2048, 2048, 2048, kH100Sms).tile == GEMM_TILE_128x128);
     CHECK(gemm_plan(3, 32, 2048, 2048, kH100Sms).version == 3);
     // fewer SMs, fewer splits: the emulator's pretend GPU has 4
-    CHECK(gemm_plan(0, 32, 2048, 2048, 4).splits == 1);  // 32 tiles >= 6 blocks
+    CHECK(gemm_plan(0, 32, 2048, 2048, 4).splits < gemm_plan(0, 32, 2048, 2048, kH100Sms).splits);
 }
 
-TEST_CASE("gemm dispatch: no batch cliff in the roofline model, where the old table had one", "[gemm-plan]") {
+TEST_CASE("gemm dispatch: no batch cliff in the cost model at any n from 1 to 512, where the earlier tables had one",
+          "[gemm-plan]") {
     for (const Projection& pr : kProjections) {
         if (std::string(pr.model) != "TinyLlama") continue;  // DESIGN's target shapes
         CAPTURE(pr.name);
-        CHECK(first_cliff(pr, [](int n, const Projection& p) { return gemm_plan(0, n, p.k, p.d, kH100Sms); }) == "");
+        CHECK(first_cliff(pr, [](int n, int k, int d) { return gemm_plan(0, n, k, d, kH100Sms); }) == "");
     }
-    // The model sees the cliff issue 14 found: wq/wo/w2 fall from the matrix-vector kernel at
-    // 16 rows to 16 blocks of 128x128 at 32, ~26x slower for twice the rows.
-    const std::string old = first_cliff(kProjections[0], [](int n, const Projection&) { return old_plan(n); });
-    INFO(old);
-    CHECK(old.find("n 16 -> 32") != std::string::npos);
+    // The model sees the cliffs of the earlier tables: issue 14's doubled the padded rows at 17,
+    // 33, 65 and 129; below about 40 rows wq is bound by reading w, so the first that costs is
+    // 65 (128x64 tiles for 65 rows); the one before it fell from the matrix-vector kernel at 16
+    // rows to 128x128 tiles at 17.
+    const std::string of_14 = first_cliff(kProjections[0], table_of_14), before_14 = first_cliff(kProjections[0], table_before_14);
+    INFO(of_14 << "\n" << before_14);
+    CHECK(of_14.find("n 65:") != std::string::npos);
+    CHECK(before_14.find("n 17:") != std::string::npos);
 }
 
 #ifdef KVSHARE_CUDA

@@ -1,4 +1,5 @@
 #include "src/model/memory.h"
+#include "cuda/gemm_plan.h"
 #include "src/model/kv_cache.h"
 #include "src/model/model.h"
 #include "src/util.h"
@@ -111,10 +112,12 @@ void add_backend(MemoryNeed& need, const Model& m, Device d, int batch, int cont
         need.host("run state (" + std::to_string(batch) + " x " + std::to_string(prompt) + " prompt rows)", state);
         return;
     }
-    // cuda/forward.cu: the weights' copy, the cache, the same run state, and split decode's
-    // partials (attention_decode_workspace_floats: chunks of at least 32 positions)
+    // cuda/forward.cu: the weights' copy, the cache, the same run state, split decode's
+    // partials (attention_decode_workspace_floats: chunks of at least 32 positions), and the
+    // backend's own split-K scratch (cuda/gemm_plan.h)
     const size_t chunks = ((size_t)context + 31) / 32;
-    const size_t work = sat_product({(size_t)batch, (size_t)c.n_heads, chunks, (size_t)c.head_size() + 2, sizeof(float)});
+    size_t work = sat_product({(size_t)batch, (size_t)c.n_heads, chunks, (size_t)c.head_size() + 2, sizeof(float)});
+    work = sat_add(work, kGemmSplitScratchFloats * sizeof(float) + kGemmSplitMaxTiles * sizeof(unsigned));
     need.gpu("weights on the GPU", weight_bytes(c, m.plan.n_kv_layers()));
     need.gpu("KV cache (" + shape + ")", kv);
     need.gpu("run state (" + std::to_string(batch) + " x " + std::to_string(prompt) + " prompt rows)", sat_add(state, work));

@@ -34,24 +34,42 @@
 //     still read it (a missing barrier) changes under them; in random order either, per copy.
 //     Misaligned copies, a source outside every device allocation or a destination outside
 //     shared memory abort.
-//   - Streams and CUDA graphs made by stream capture: between cudaStreamBeginCapture and
+//   - Streams that run side by side. Work issued to a stream (launches, async copies and
+//     memsets, event records, a graph's nodes) is queued, not run, and runs only when the host
+//     waits for something (cudaStreamSynchronize, cudaEventSynchronize, cudaDeviceSynchronize, a
+//     synchronous copy or memset, cudaFree, cudaFreeHost, work on the legacy default stream,
+//     which waits for every blocking stream). Then the streams with queued work take turns, one
+//     block of a kernel or one whole copy, memset or event at a time, until what the host waits
+//     for is done: two kernels on two streams interleave block by block, so two launches that
+//     share memory without ordering (a race between streams) show as wrong results, and a host
+//     that reads a result before waiting for it reads what was there before. An event recorded
+//     on a stream completes when the stream reaches it, and waiting for it runs only the work
+//     before it. The legacy default stream runs its work at once, after every blocking stream.
+//     An async copy with pageable host memory waits for its stream, then copies at once (the
+//     runtime stages it; the host may reuse the memory when the call returns).
+//   - CUDA graphs made by stream capture: between cudaStreamBeginCapture and
 //     cudaStreamEndCapture, launches, async copies and memsets on the capturing stream are
-//     recorded, not run (a kernel's arguments are copied then, as a graph node copies them);
-//     cudaGraphLaunch runs the recorded work in order. Work on the legacy default stream
+//     recorded, not queued (a kernel's arguments are copied then, as a graph node copies them),
+//     and so are event records made with cudaEventRecordExternal (a plain cudaEventRecord in a
+//     capture, which a GPU turns into a dependency and not a node, is not emulated); a
+//     cudaGraphLaunch queues the recorded work in order. Work on the legacy default stream
 //     while a capture is active, and the calls a capture forbids (cudaMalloc, cudaFree, the
 //     synchronous copies and memsets, cudaDeviceSynchronize, cudaStreamSynchronize, ...),
 //     fail and invalidate the capture, as on a GPU. Pinned host memory (cudaMallocHost) is
-//     tracked; a captured copy's host side must be pinned (stricter than some drivers).
-//
+//     tracked; a captured copy's host side must be pinned (stricter than some drivers), and
+//     must still be when the graph runs: a replay into freed pinned memory is a fault
+//     (cudaErrorIllegalAddress at the next wait), where a GPU writes memory that is gone.
+//   - A thread that ends with cp.async copies it never waited for aborts (the copies land in
+//     shared memory that the next block may already use).
 // What it does NOT model:
 //   - Warp-synchronous execution: lanes run one after another, not in lockstep, between
 //     shuffles (code relying on implicit lockstep without __syncwarp is not emulated).
 //   - The memory model: races show only through the order of whole barrier intervals;
 //     atomics are plain read-modify-writes (threads never switch inside one), fences do
 //     nothing, no caches (__ldg and __ldcg are plain loads), no bank conflicts.
-//   - Concurrency between blocks and between streams: every launch and copy runs to
-//     completion when it is issued (or, captured, when its graph is launched), so a missing
-//     synchronization before the host reads a result cannot show; no timing.
+//   - Concurrency between the blocks of one kernel (they run one after another) and inside a
+//     copy; no timing. The interleaving of streams is one order of many (round robin, or
+//     random with KVS_EMU_ORDER=random), so a race between streams shows in some orders only.
 //   - GPU float rounding: expf, sincosf, ... are glibc's, fused multiply-adds happen
 //     where g++ chooses, not where nvcc would.
 //   - Device limits beyond those above (registers, occupancy, grid.x range of old GPUs).
@@ -62,8 +80,11 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
+#include <string>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 // ---- qualifiers ------------------------------------------------------------------------
 #define __global__
@@ -183,16 +204,22 @@ struct LaunchConfig {
     size_t dynamic_smem;
     cudaStream_t stream;
 };
-// Runs every thread of every block: thread_body(args) per thread. Checks the configuration
-// first and, like the runtime, only records a bad one for cudaGetLastError.
-void run_grid(const LaunchConfig& config, void (*thread_body)(const void*), const void* args);
-
-// Work issued to a stream: run now, or recorded when the stream is capturing (the function
-// then keeps copies of everything it needs, as a graph node does). False, with the error
+// Work issued to a stream (see the top): queued, or recorded when the stream is capturing (the
+// function then keeps copies of everything it needs, as a graph node does); on the legacy
+// default stream run at once, after every blocking stream's work. False, with the error
 // recorded for cudaGetLastError, when the stream may not take work now.
 bool issue(cudaStream_t stream, const char* what, std::function<void()> work);
+// A launch, issued like the above; it runs block by block, taking turns with other streams.
+// thread_body(args) runs every thread. The configuration was checked by check_launch.
+bool issue_kernel(const LaunchConfig& config, void (*thread_body)(const void*), std::shared_ptr<const void> args);
 // The runtime's checks of a launch's shape: false, with the error recorded, when it fails.
 bool check_launch(const LaunchConfig& config);
+// Kernels that have run to their end so far: what a test reads to see how much work a host
+// wait made the device finish.
+size_t kernels_finished();
+// The kernels run to their end since the last call, each once, named as at their launch
+// ("gemv_kernel<NB, true>"): what a test reads to see which kernels some work launches.
+std::vector<std::string> kernel_names_since();
 
 template <class... P>
 class Launch {
@@ -200,10 +227,8 @@ public:
     Launch(void (*kernel)(P...), const LaunchConfig& config) : kernel_(kernel), config_(config) {}
     void operator()(P... args) const {
         if (!check_launch(config_)) return;  // like the runtime: only cudaGetLastError tells
-        // the arguments are copied here, at the launch, whether it runs now or is captured
-        issue(config_.stream, config_.name, [config = config_, call = Call{kernel_, std::tuple<P...>(args...)}] {
-            run_grid(config, &Launch::body, &call);
-        });
+        // the arguments are copied here, at the launch, whether it is queued or captured
+        issue_kernel(config_, &Launch::body, std::make_shared<const Call>(Call{kernel_, std::tuple<P...>(args...)}));
     }
 
 private:
@@ -255,6 +280,7 @@ enum cudaError {
     cudaErrorInvalidConfiguration = 9,
     cudaErrorInvalidDevice = 101,
     cudaErrorInvalidResourceHandle = 400,
+    cudaErrorNotReady = 600,
     // a kernel's faults, seen at the next wait for the device (only the last is emulated)
     cudaErrorIllegalAddress = 700,
     cudaErrorLaunchTimeout = 702,
@@ -355,19 +381,23 @@ cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int value, size_t width, si
 cudaError_t cudaEventCreate(cudaEvent_t* event);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
+// cudaEventRecordExternal: in a capture, a node that records the event at every replay.
+constexpr unsigned cudaEventRecordDefault = 0x0, cudaEventRecordExternal = 0x1;
+cudaError_t cudaEventRecordWithFlags(cudaEvent_t event, cudaStream_t stream = nullptr, unsigned flags = 0);
+cudaError_t cudaEventQuery(cudaEvent_t event);  // cudaErrorNotReady until the stream reaches it
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 
-// Streams. A stream is a queue of work; here work runs when it is issued, so a stream only
-// matters while it captures.
+// Streams: queues of work that run side by side (see the top).
 cudaError_t cudaStreamCreate(cudaStream_t* stream);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph);
 cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status);
+cudaError_t cudaStreamQuery(cudaStream_t stream);  // cudaErrorNotReady while work is queued
 
-// Graphs made by capture: a list of recorded work, run in order by cudaGraphLaunch.
+// Graphs made by capture: a list of recorded work, queued in order by cudaGraphLaunch.
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long flags = 0);
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
 cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count);  // count only: nodes null

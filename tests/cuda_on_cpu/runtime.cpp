@@ -8,7 +8,9 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <sys/mman.h>
@@ -202,6 +204,7 @@ struct PendingCopy {
     int bytes;
     bool valid;  // false: zeros
     int group;   // the commit group it belongs to (0, 1, ...)
+    bool landed;  // already copied (it lands early in reverse order), but not waited for yet
 };
 
 struct ThreadState {
@@ -427,6 +430,11 @@ void fiber_main() {
     arrived(nullptr);
     for (;;) {
         g.body(g.args);
+        const ThreadState& s = g.state[g.running];
+        if (!s.copies.empty())
+            kernel_failure("thread (%u,%u,%u) ends with %zu cp.async copies it never waited for (cp.async.wait_group): "
+                           "they may land in shared memory the next block already uses",
+                           thread_idx.x, thread_idx.y, thread_idx.z, s.copies.size());
         g.state[g.running].wait = Wait::Done;
         suspend();
     }
@@ -681,19 +689,77 @@ std::vector<cudaStream_t>& capturing_streams() {
     return s;
 }
 
+// A kernel launch as a stream queues it or a graph records it: the function that runs one
+// thread, and the launch's own copy of its arguments.
+struct KernelCall {
+    LaunchConfig config;
+    void (*body)(const void*);
+    std::shared_ptr<const void> args;
+};
+
+// One piece of work: a kernel, an event's record, or anything else that runs whole (a copy,
+// a memset).
+struct Work {
+    const char* what = "";
+    std::shared_ptr<const KernelCall> kernel;
+    cudaEvent_t event = nullptr;
+    std::function<void()> run;
+};
+
+// A kernel being run block by block (below, with the block scheduler).
+struct GridRun;
+void start_grid(GridRun& grid, const KernelCall& call);
+bool run_next_block(GridRun& grid, const KernelCall& call);  // false once every block has run
+void finish_grid(GridRun& grid, const KernelCall& call);
+
+size_t kernels_done = 0;
+std::set<std::string> kernel_names;  // finished since kernel_names_since() last read them
+
+}  // namespace
+}  // namespace kvs_emu
+
+struct CUevent_st {
+    std::chrono::steady_clock::time_point at;  // when the stream reached the record
+    bool recorded = false;  // ever recorded
+    bool complete = true;   // the last record has been reached (or there was none)
+    uint64_t generation = 0;  // of the last record: an earlier one reached later does not complete it
+};
+
+namespace kvs_emu {
+namespace {
+struct GridRun {
+    std::vector<int> order;  // the blocks, in the order they run
+    size_t next = 0;
+    void* smem = nullptr;  // the launch's dynamic shared memory, reused by every block
+    bool smem_checked = false;
+    bool started = false;
+    GridRun() = default;
+    GridRun(const GridRun&) = delete;
+    GridRun& operator=(const GridRun&) = delete;
+    ~GridRun() { std::free(smem); }
+};
+
+// An item of a stream's queue: the work, and where a kernel has got to.
+struct Queued {
+    Work work;
+    uint64_t generation = 0;  // an event record's
+    std::unique_ptr<GridRun> grid;
+};
 }  // namespace
 }  // namespace kvs_emu
 
 struct CUgraph_st {
-    std::vector<std::function<void()>> nodes;  // recorded work, in stream order
+    std::vector<kvs_emu::Work> nodes;  // recorded work, in stream order
 };
 struct CUgraphExec_st {
-    std::vector<std::function<void()>> nodes;
+    std::vector<kvs_emu::Work> nodes;
 };
 struct CUstream_st {
+    bool blocking = true;      // waits for, and is waited for by, the legacy default stream
     bool capturing = false;
     bool invalidated = false;  // a forbidden call during the capture: EndCapture fails
     CUgraph_st* graph = nullptr;
+    std::deque<kvs_emu::Queued> queue;  // issued, not run yet (the front may be a kernel under way)
 };
 
 namespace kvs_emu {
@@ -708,47 +774,204 @@ bool refused_during_capture(const char* what) {
     return true;
 }
 
-}  // namespace
+// ---- the streams' queues and the device that works through them ----
 
-bool issue(cudaStream_t stream, const char* what, std::function<void()> work) {
+std::vector<cudaStream_t>& live_streams() {  // every stream created and not destroyed
+    static std::vector<cudaStream_t> s;
+    return s;
+}
+
+// Runs the front piece of a stream's queue: one block of a kernel, or a whole copy, memset or
+// event record.
+void run_piece(cudaStream_t s) {
+    Queued& q = s->queue.front();
+    if (q.work.kernel) {
+        if (!q.grid) {
+            q.grid = std::make_unique<GridRun>();
+            start_grid(*q.grid, *q.work.kernel);
+        }
+        if (run_next_block(*q.grid, *q.work.kernel)) return;
+        finish_grid(*q.grid, *q.work.kernel);
+        s->queue.pop_front();
+        return;
+    }
+    Queued done = std::move(q);
+    s->queue.pop_front();
+    if (done.work.event) {
+        if (done.generation == done.work.event->generation) {
+            done.work.event->complete = true;
+            done.work.event->at = std::chrono::steady_clock::now();
+        }
+    } else if (done.work.run) {
+        done.work.run();
+    }
+}
+
+// One step of the device: the next stream with queued work (in turn; KVS_EMU_ORDER=random:
+// any) runs one piece. False when no stream has work.
+bool device_step() {
+    auto& all = live_streams();
+    static size_t turn = 0;
+    std::vector<cudaStream_t> busy;
+    for (size_t i = 0; i < all.size(); i++) {
+        cudaStream_t s = all[(turn + 1 + i) % all.size()];
+        if (!s->queue.empty()) busy.push_back(s);
+    }
+    if (busy.empty()) return false;
+    cudaStream_t s = settings().order == Order::Random ? busy[next_random() % busy.size()] : busy[0];
+    turn = std::find(all.begin(), all.end(), s) - all.begin();
+    run_piece(s);
+    return true;
+}
+
+// The host waits: the device works until `done` holds (every stream taking its turns).
+template <class Done>
+void run_until(Done done) {
+    while (!done())
+        if (!device_step()) return;
+}
+
+void drain_stream(cudaStream_t s) {
+    run_until([s] { return s->queue.empty(); });
+}
+
+void drain_device() {
+    run_until([] { return false; });
+}
+
+// What waits for the legacy default stream: every blocking stream's work.
+void drain_blocking() {
+    run_until([] {
+        for (cudaStream_t s : live_streams())
+            if (s->blocking && !s->queue.empty()) return false;
+        return true;
+    });
+}
+
+void enqueue(cudaStream_t s, Work work) {
+    Queued q;
+    if (work.event) {  // a record: the event is pending from now until the stream reaches it
+        work.event->recorded = true;
+        work.event->complete = false;
+        q.generation = ++work.event->generation;
+    }
+    q.work = std::move(work);
+    s->queue.push_back(std::move(q));
+}
+
+// Where work issued to `stream` goes: recorded (capturing), refused (false, the error
+// recorded), queued, or, on the legacy stream, run at once after the blocking streams.
+enum class Route { Record, Queue, RunNow, Refused };
+Route route(cudaStream_t stream, const char* what) {
     if (stream && stream->capturing) {
         if (stream->invalidated) {
             fail(cudaErrorStreamCaptureInvalidated);
-            return false;
+            return Route::Refused;
         }
-        stream->graph->nodes.push_back(std::move(work));
-        return true;
+        return Route::Record;
     }
     if (!stream && !capturing_streams().empty()) {
         // the legacy default stream waits for every other stream: it would join the capture
         for (cudaStream_t s : capturing_streams()) s->invalidated = true;
         fail(cudaErrorStreamCaptureImplicit, "%s on the legacy default stream while a stream is being captured", what);
-        return false;
+        return Route::Refused;
     }
-    work();
+    if (g.running >= 0) {
+        std::fprintf(stderr, "kvs_emu: %s issued from inside a kernel: not emulated\n", what);
+        std::abort();
+    }
+    return stream ? Route::Queue : Route::RunNow;
+}
+
+bool issue_work(cudaStream_t stream, Work work) {
+    switch (route(stream, work.what)) {
+        case Route::Refused: return false;
+        case Route::Record: stream->graph->nodes.push_back(std::move(work)); return true;
+        case Route::Queue: enqueue(stream, std::move(work)); return true;
+        case Route::RunNow: break;
+    }
+    drain_blocking();
+    if (work.kernel) {
+        GridRun grid;
+        start_grid(grid, *work.kernel);
+        while (run_next_block(grid, *work.kernel)) {
+        }
+        finish_grid(grid, *work.kernel);
+    } else if (work.event) {
+        work.event->recorded = work.event->complete = true;
+        ++work.event->generation;
+        work.event->at = std::chrono::steady_clock::now();
+    } else {
+        work.run();
+    }
     return true;
 }
 
+}  // namespace
+
+bool issue(cudaStream_t stream, const char* what, std::function<void()> work) {
+    Work w;
+    w.what = what;
+    w.run = std::move(work);
+    return issue_work(stream, std::move(w));
+}
+
+bool issue_kernel(const LaunchConfig& config, void (*thread_body)(const void*), std::shared_ptr<const void> args) {
+    Work w;
+    w.what = config.name;
+    w.kernel = std::make_shared<const KernelCall>(KernelCall{config, thread_body, std::move(args)});
+    return issue_work(config.stream, std::move(w));
+}
+
+size_t kernels_finished() { return kernels_done; }
+
+std::vector<std::string> kernel_names_since() {
+    std::vector<std::string> names(kernel_names.begin(), kernel_names.end());
+    kernel_names.clear();
+    return names;
+}
+
 namespace {
-// An async copy or memset: checked now, then issued; a captured one checks again when its
-// graph runs (the memory may have been freed since).
+// A fault of work that ran after the memory it uses went away (a graph replayed after a
+// buffer was freed): cudaErrorIllegalAddress at the next wait, like a GPU's fault.
+void replay_fault(const char* what, const char* which) {
+    std::fprintf(stderr, "kvs_emu: %s: its %s memory was freed after the copy was issued or captured (a GPU reads "
+                         "or writes memory that is gone): cudaErrorIllegalAddress\n", what, which);
+    pending_fault = cudaErrorIllegalAddress;
+}
+
+// An async copy or memset: checked now, then issued; it checks again when it runs (the
+// memory may have been freed since it was captured). A copy with a pageable host side runs
+// at once, after its stream's queued work.
 cudaError_t issue_copy(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
                        cudaMemcpyKind kind, cudaStream_t stream, const char* what) {
     if (const cudaError_t e = check_copy_2d(dst, dpitch, src, spitch, width, height, kind, what)) return e;
-    if (stream && stream->capturing && !host_side_pinned(kind, dst, dpitch, src, spitch, width, height))
+    const bool pinned_host = host_side_pinned(kind, dst, dpitch, src, spitch, width, height);
+    if (stream && stream->capturing && !pinned_host)
         return fail(cudaErrorInvalidValue, "%s: a captured copy's host memory must be pinned (cudaMallocHost)", what);
+    if (stream && !stream->capturing && !pinned_host) drain_stream(stream);  // staged: synchronous for the host
     const bool ok = issue(stream, what, [=] {
+        if (pinned_host && !host_side_pinned(kind, dst, dpitch, src, spitch, width, height))
+            return replay_fault(what, "pinned host");
         cudaMemcpyKind k = kind;
-        if (check_copy_2d(dst, dpitch, src, spitch, width, height, k, what) == cudaSuccess)
-            do_copy_2d(dst, dpitch, src, spitch, width, height);
+        const cudaError_t before = last_error;  // a fault now, not a launch error for cudaGetLastError
+        const bool inside = check_copy_2d(dst, dpitch, src, spitch, width, height, k, what) == cudaSuccess;
+        last_error = before;
+        if (!inside) return replay_fault(what, "device");
+        do_copy_2d(dst, dpitch, src, spitch, width, height);
     });
+    if (ok && stream && !stream->capturing && !pinned_host) drain_stream(stream);
     return ok ? cudaSuccess : last_error;
 }
 
 cudaError_t issue_set(void* p, size_t pitch, int value, size_t width, size_t height, cudaStream_t stream, const char* what) {
     if (const cudaError_t e = check_set_2d(p, pitch, width, height, what)) return e;
     const bool ok = issue(stream, what, [=] {
-        if (check_set_2d(p, pitch, width, height, what) == cudaSuccess) do_set_2d(p, pitch, value, width, height);
+        const cudaError_t before = last_error;
+        const bool inside = check_set_2d(p, pitch, width, height, what) == cudaSuccess;
+        last_error = before;
+        if (!inside) return replay_fault(what, "device");
+        do_set_2d(p, pitch, value, width, height);
     });
     return ok ? cudaSuccess : last_error;
 }
@@ -829,11 +1052,12 @@ void async_copy(void* dst, const void* src, int bytes, bool valid) {
     // while other threads still read it (a barrier missing before the refill).
     const Order order = settings().order;
     const bool now = order == Order::Reverse || (order == Order::Random && (next_random() & 1));
-    const PendingCopy c{dst, src, bytes, valid, s.groups};
-    if (now)
+    PendingCopy c{dst, src, bytes, valid, s.groups, false};
+    if (now) {
         land(c);
-    else
-        s.copies.push_back(c);
+        c.landed = true;
+    }
+    s.copies.push_back(c);  // until waited for, landed or not
 }
 
 void async_commit() { running_thread("cp.async.commit_group").groups++; }
@@ -841,7 +1065,8 @@ void async_commit() { running_thread("cp.async.commit_group").groups++; }
 void async_wait(int pending) {
     ThreadState& s = running_thread("cp.async.wait_group");
     size_t done = 0;
-    for (; done < s.copies.size() && s.copies[done].group < s.groups - pending; done++) land(s.copies[done]);
+    for (; done < s.copies.size() && s.copies[done].group < s.groups - pending; done++)
+        if (!s.copies[done].landed) land(s.copies[done]);
     s.copies.erase(s.copies.begin(), s.copies.begin() + done);
 }
 
@@ -857,15 +1082,21 @@ void launch_bounds(int max_threads, int) {
                        threads, max_threads);
 }
 
-void run_grid(const LaunchConfig& config, void (*thread_body)(const void*), const void* args) {
-    if (g.config) {
-        std::fprintf(stderr, "kvs_emu: %s launched from inside kernel %s: not emulated\n", config.name, g.config->name);
-        std::abort();
-    }
-    if (check_config(config) != cudaSuccess) return;  // like the runtime: only cudaGetLastError tells
+namespace {
+// The launch whose blocks g runs now: rebound when another stream's kernel takes a turn.
+const GridRun* bound = nullptr;
+
+void bind(GridRun& grid, const KernelCall& call) {
+    const LaunchConfig& config = call.config;
     g.config = &config;
-    g.body = thread_body;
-    g.args = args;
+    g.body = call.body;
+    g.args = call.args.get();
+    g.dynamic_smem = grid.smem;
+    g.smem_checked = grid.smem_checked;
+    block_dim = config.block;
+    grid_dim = config.grid;
+    if (bound == &grid) return;
+    bound = &grid;
     g.threads = (int)(config.block.x * config.block.y * config.block.z);
     g.state.resize(g.threads);
     g.index.resize(g.threads);
@@ -874,32 +1105,52 @@ void run_grid(const LaunchConfig& config, void (*thread_body)(const void*), cons
         g.index[t] = uint3{t % bx, (t / bx) % by, t / (bx * by)};
     }
     while ((int)g.fibers.size() < g.threads) g.fibers.push_back(make_fiber());
-    g.smem_checked = false;
-    // exactly the bytes asked for, so that AddressSanitizer sees an overrun
-    void* smem = nullptr;
-    if (posix_memalign(&smem, 128, std::max<size_t>(config.dynamic_smem, 1)) != 0) std::abort();
-    g.dynamic_smem = smem;
-    block_dim = config.block;
-    grid_dim = config.grid;
+}
 
-    const size_t blocks = (size_t)config.grid.x * config.grid.y * config.grid.z;
-    if (blocks > 0x7fffffff) kernel_failure("%zu blocks: more than the emulator counts", blocks);
-    std::vector<int> block_order;
-    fill_order(block_order, (int)blocks);
-    for (int i : block_order) {
-        const unsigned gx = config.grid.x, gy = config.grid.y;
-        run_block(uint3{i % gx, (i / gx) % gy, i / (gx * gy)});
-        if (g.trapped) break;
-    }
-    std::free(smem);
-    g.dynamic_smem = nullptr;
+void unbind(GridRun& grid) {
+    grid.smem_checked = g.smem_checked;
     g.config = nullptr;
-    if (g.trapped) {  // the fibers stopped inside the kernel: new ones for the next launch
+    g.dynamic_smem = nullptr;
+}
+
+void start_grid(GridRun& grid, const KernelCall& call) {
+    grid.started = true;
+    const LaunchConfig& config = call.config;
+    if (check_config(config) != cudaSuccess) return;  // checked at the launch; no blocks then
+    // exactly the bytes asked for, so that AddressSanitizer sees an overrun
+    if (posix_memalign(&grid.smem, 128, std::max<size_t>(config.dynamic_smem, 1)) != 0) std::abort();
+    const size_t blocks = (size_t)config.grid.x * config.grid.y * config.grid.z;
+    if (blocks > 0x7fffffff) {
+        std::fprintf(stderr, "kvs_emu: kernel %s: %zu blocks: more than the emulator counts\n", config.name, blocks);
+        std::abort();
+    }
+    fill_order(grid.order, (int)blocks);
+}
+
+bool run_next_block(GridRun& grid, const KernelCall& call) {
+    if (grid.next >= grid.order.size()) return false;
+    bind(grid, call);
+    const LaunchConfig& config = call.config;
+    const int i = grid.order[grid.next++];
+    const unsigned gx = config.grid.x, gy = config.grid.y;
+    run_block(uint3{i % gx, (i / gx) % gy, i / (gx * gy)});
+    unbind(grid);
+    if (g.trapped) {  // the launch ends here; the fibers stopped inside it: new ones for the next
+        grid.next = grid.order.size();
         g.trapped = false;
         g.fibers.clear();
+        bound = nullptr;
         pending_fault = cudaErrorLaunchFailure;
     }
+    return grid.next < grid.order.size();
 }
+
+void finish_grid(GridRun& grid, const KernelCall& call) {
+    if (bound == &grid) bound = nullptr;
+    kernels_done++;
+    kernel_names.insert(call.config.name);
+}
+}  // namespace
 
 void trap(const char*, int) {
     ThreadState& s = running_thread("__trap");
@@ -965,13 +1216,22 @@ cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int v
     return cudaSuccess;
 }
 
-// Launches and copies run when issued: waiting only reports a trapped kernel, and a
-// capture in progress forbids it.
+// Waiting runs the queued work it waits for (and other streams' meanwhile), then reports a
+// trapped kernel's fault; a capture in progress forbids it.
 cudaError_t cudaDeviceSynchronize() {
-    return refused_during_capture("cudaDeviceSynchronize") ? last_error : wait_for_device();
+    if (refused_during_capture("cudaDeviceSynchronize")) return last_error;
+    drain_device();
+    return wait_for_device();
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) {
-    return refused_during_capture("cudaStreamSynchronize") ? last_error : wait_for_device();
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+    if (refused_during_capture("cudaStreamSynchronize")) return last_error;
+    if (stream) drain_stream(stream);  // the legacy stream's work ran when it was issued
+    return wait_for_device();
+}
+
+cudaError_t cudaStreamQuery(cudaStream_t stream) {
+    if (refused_during_capture("cudaStreamQuery")) return last_error;
+    return stream && !stream->queue.empty() ? cudaErrorNotReady : cudaSuccess;
 }
 
 cudaError_t cudaGetLastError() {
@@ -990,6 +1250,7 @@ const char* cudaGetErrorName(cudaError_t err) {
         case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
         case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
         case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+        case cudaErrorNotReady: return "cudaErrorNotReady";
         case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
         case cudaErrorLaunchTimeout: return "cudaErrorLaunchTimeout";
         case cudaErrorAssert: return "cudaErrorAssert";
@@ -1011,6 +1272,7 @@ const char* cudaGetErrorString(cudaError_t err) {
         case cudaErrorInvalidConfiguration: return "invalid configuration argument";
         case cudaErrorInvalidDevice: return "invalid device ordinal";
         case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+        case cudaErrorNotReady: return "device not ready";
         case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
         case cudaErrorLaunchTimeout: return "the launch timed out and was terminated";
         case cudaErrorAssert: return "device-side assert triggered";
@@ -1042,6 +1304,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
 
 cudaError_t cudaFree(void* p) {
     if (refused_during_capture("cudaFree")) return last_error;
+    drain_device();  // it waits for the device: queued work may still use the memory
     if (!p) return cudaSuccess;
     auto it = allocations().find(reinterpret_cast<uintptr_t>(p));
     if (it == allocations().end()) return fail(cudaErrorInvalidValue, "cudaFree: %p is not a device allocation", p);
@@ -1069,6 +1332,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
 cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
                          cudaMemcpyKind kind) {
     if (refused_during_capture("a synchronous cudaMemcpy")) return last_error;
+    drain_blocking();
     if (const cudaError_t e = wait_for_device()) return e;
     return issue_copy(dst, dpitch, src, spitch, width, height, kind, nullptr, "cudaMemcpy2D");
 }
@@ -1093,42 +1357,49 @@ cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int value, size_t width, si
     return issue_set(p, pitch, value, width, height, stream, "cudaMemset2DAsync");
 }
 
-// Events hold the host time of their record: launches are synchronous, so it is the time
-// at which everything before them finished.
-struct CUevent_st {
-    std::chrono::steady_clock::time_point at;
-    bool recorded = false;
-};
-
+// Events hold the host time at which their stream reached them.
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
     *event = new CUevent_st;
     return cudaSuccess;
 }
 
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
+    if (!event) return fail(cudaErrorInvalidResourceHandle);
+    run_until([event] { return event->complete; });  // a queued record still points at it
     delete event;
     return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+cudaError_t cudaEventRecordWithFlags(cudaEvent_t event, cudaStream_t stream, unsigned flags) {
     if (!event) return fail(cudaErrorInvalidResourceHandle);
-    if (stream && stream->capturing)  // a GPU records a node; events inside graphs are not emulated
-        return fail(cudaErrorStreamCaptureUnsupported, "cudaEventRecord on a capturing stream: not emulated");
-    if (!stream && !capturing_streams().empty())
-        return refused_during_capture("cudaEventRecord on the legacy default stream") ? last_error : cudaSuccess;
-    event->at = std::chrono::steady_clock::now();
-    event->recorded = true;
-    return cudaSuccess;
+    if (stream && stream->capturing && !(flags & cudaEventRecordExternal))  // a GPU makes it a dependency, not a node
+        return fail(cudaErrorStreamCaptureUnsupported, "cudaEventRecord on a capturing stream without cudaEventRecordExternal: not emulated");
+    Work w;
+    w.what = "cudaEventRecord";
+    w.event = event;
+    return issue_work(stream, std::move(w)) ? cudaSuccess : last_error;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+    return cudaEventRecordWithFlags(event, stream, cudaEventRecordDefault);
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     if (!event) return fail(cudaErrorInvalidResourceHandle);
-    return refused_during_capture("cudaEventSynchronize") ? last_error : wait_for_device();
+    if (refused_during_capture("cudaEventSynchronize")) return last_error;
+    run_until([event] { return event->complete; });
+    return wait_for_device();
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t event) {
+    if (!event) return fail(cudaErrorInvalidResourceHandle);
+    return event->complete ? cudaSuccess : cudaErrorNotReady;
 }
 
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
     if (!start || !end) return fail(cudaErrorInvalidResourceHandle);
     if (!start->recorded || !end->recorded) return fail(cudaErrorInvalidResourceHandle);
+    if (!start->complete || !end->complete) return fail(cudaErrorNotReady);
     *ms = std::chrono::duration<float, std::milli>(end->at - start->at).count();
     return cudaSuccess;
 }
@@ -1138,14 +1409,19 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
 
 cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, cudaStreamDefault); }
 
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
     *stream = new CUstream_st;
+    (*stream)->blocking = !(flags & cudaStreamNonBlocking);
+    live_streams().push_back(*stream);
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
     if (!stream) return fail(cudaErrorInvalidResourceHandle);
     if (stream->capturing) return fail(cudaErrorInvalidValue, "cudaStreamDestroy: the stream is being captured");
+    drain_stream(stream);  // a GPU finishes the queued work first
+    auto& all = live_streams();
+    all.erase(std::find(all.begin(), all.end(), stream));
     delete stream;
     return cudaSuccess;
 }
@@ -1193,11 +1469,9 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
     if (!exec) return fail(cudaErrorInvalidValue, "cudaGraphLaunch: no graph");
     if (stream && stream->capturing) return fail(cudaErrorStreamCaptureUnsupported, "cudaGraphLaunch into a capture: not emulated");
-    return issue(stream, "cudaGraphLaunch", [exec] {
-               for (const auto& node : exec->nodes) node();
-           })
-               ? cudaSuccess
-               : last_error;
+    for (const Work& node : exec->nodes)  // queued one by one, so streams interleave inside a graph too
+        if (!issue_work(stream, node)) return last_error;
+    return cudaSuccess;
 }
 
 cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count) {
@@ -1235,6 +1509,7 @@ cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) {
 
 cudaError_t cudaFreeHost(void* p) {
     if (refused_during_capture("cudaFreeHost")) return last_error;
+    drain_device();  // it waits for the device, like cudaFree
     if (!p) return cudaSuccess;
     auto it = pinned().find(reinterpret_cast<uintptr_t>(p));
     if (it == pinned().end()) return fail(cudaErrorInvalidValue, "cudaFreeHost: %p is not pinned host memory", p);
