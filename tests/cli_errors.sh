@@ -288,5 +288,12 @@ else
     fail=$((fail + 1)); echo "FAILED: train --init on a folder with a tokenizer.json: $(cat "$T/err")"
 fi
 
+# sharing-report (chapter 11): a file that is not its CSV is one error; a good one leaves its files
+expect_error "sharing-report not a csv" "header"         -- "$BIN" sharing-report "$T/text.txt" --svg "$T/sr.svg"
+[ ! -e "$T/sr.svg" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: a refused sharing-report wrote its SVG"; }
+printf '%s\nplan,standard,0_1,2,1024,19.6,40,one pass,,,,,\n' "$("$BIN" sharing-report --help | tail -n 1)" > "$T/rows.csv"
+if "$BIN" sharing-report "$T/rows.csv" --svg "$T/sr.svg" --markdown "$T/sr.md" && grep -q "| standard | 2 | 1.0 KB | 19.60 |" "$T/sr.md" &&
+   grep -q "</svg>" "$T/sr.svg"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: sharing-report on a good CSV"; fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
