@@ -1,15 +1,9 @@
 #include "reference/ops.h"
+#include "reference/dot.h"
+#include "reference/parallel.h"
 #include <algorithm>
 #include <cmath>
 #include <vector>
-
-// Float dot product the compiler vectorizes (a float sum, like llama2.c's run.c).
-static inline float dot(const float* a, const float* b, int n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
 
 void embedding(float* out, const float* token_embedding, const int* tokens, int n, int dim) {
     for (int r = 0; r < n; r++)
@@ -27,7 +21,7 @@ void rmsnorm(float* out, const float* x, const float* weight, int n, int dim, fl
 }
 
 void matmul(float* out, const float* x, const float* w, int n, int k, int d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((double)n * k * d))
     for (int i = 0; i < d; i++) {
         const float* wi = w + (size_t)i * k;
         for (int r = 0; r < n; r++) out[(size_t)r * d + i] = dot(wi, x + (size_t)r * k, k);
@@ -82,7 +76,8 @@ void attention(float* out, const float* q, const float* k, const float* v, int n
     const int q_dim = n_heads * head_size, kv_dim = n_kv_heads * head_size;
     const int group = n_heads / n_kv_heads;
     const float scale = 1.0f / std::sqrt((float)head_size);
-#pragma omp parallel
+    const double work = 2.0 * n * n_heads * ((double)p0 + n) * head_size;  // q.k and p v, at most
+#pragma omp parallel if (worth_threads(work))
     {
         thread_local std::vector<float> scores;  // grows with the context, reused every token
         if (scores.size() < (size_t)p0 + n + 1) scores.resize(std::max<size_t>(2 * scores.size(), (size_t)p0 + n + 1));
@@ -101,7 +96,7 @@ void attention(float* out, const float* q, const float* k, const float* v, int n
                     const float* vs = v + (size_t)s * kv_dim + kv_off;
                     const float a = scores[s];
 #pragma omp simd
-                    for (int i = 0; i < head_size; i++) oh[i] += a * vs[i];
+                    for (int i = 0; i < head_size; i++) oh[i] = mul_add(a, vs[i], oh[i]);
                 }
             }
     }
