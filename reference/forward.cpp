@@ -1,4 +1,5 @@
 #include "reference/forward.h"
+#include "reference/attention_blocked.h"
 #include "reference/matmul_blocked.h"
 #include "reference/ops.h"
 #include "src/model/memory.h"
@@ -66,7 +67,7 @@ void CpuBackend::run_layer(int l, int n, int p0) {
     }
     for (int b = 0; b < batch_; b++) {
         const size_t rows_b = (size_t)b * n * QD;
-        attention(att_.data() + rows_b, q_.data() + rows_b, &key_cache_[kv_.offset(slot, b, 0)],
+        attention_blocked(att_.data() + rows_b, q_.data() + rows_b, &key_cache_[kv_.offset(slot, b, 0)],
                   &value_cache_[kv_.offset(slot, b, 0)], n, p0, plan.strict(l), c.n_heads, c.n_kv_heads, c.head_size());
     }
     matmul_blocked(xb_.data(), att_.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);

@@ -1,4 +1,5 @@
 #include "reference/train_model.h"
+#include "reference/attention_blocked.h"
 #include "reference/backward.h"
 #include "reference/matmul_blocked.h"
 #include "reference/ops.h"
@@ -104,7 +105,7 @@ void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded
     if (!a.read) fail("internal: layer " + std::to_string(l) + " reads a K/V slot nothing has written");
     for (int b = 0; b < P.batch; b++) {
         const size_t qo = (size_t)b * n * QD, ko = (size_t)b * n * KD;
-        attention(a.att.data() + qo, a.q.data() + qo, a.read->k.data() + ko, a.read->v.data() + ko, n, 0,
+        attention_blocked(a.att.data() + qo, a.q.data() + qo, a.read->k.data() + ko, a.read->v.data() + ko, n, 0,
                   plan.strict(l), c.n_heads, c.n_kv_heads, c.head_size());
     }
     matmul_blocked(P.tmp.data(), a.att.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);

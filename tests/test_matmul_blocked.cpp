@@ -1,10 +1,11 @@
-// The blocked products (reference/matmul_blocked.h) against version 1 (reference/ops.h,
-// reference/backward.h): the forward to the last bit, the backward within DESIGN.md section
-// 6's GEMM bound, at sizes that are not multiples of the tiles (4 x 4 dot tiles over 8
-// lanes, 6 x 16 multiply-add tiles, blocks of 64 rows and 256 depth), with one thread and
-// two. Outputs start as NaN (forward) or hold guard values around them (strided, backward),
+// The blocked products (reference/matmul_blocked.h, reference/attention_blocked.h) against
+// version 1 (reference/ops.h, reference/backward.h): the forward and attention to the last
+// bit, the backward within DESIGN.md section 6's GEMM bound, at sizes that are not multiples
+// of the tiles (4 x 4 dot tiles over 8 lanes, 6 x 16 multiply-add tiles, blocks of 64 rows,
+// 256 depth and 32 queries), with one thread and two. Outputs start as NaN (forward) or hold guard values around them (strided, backward),
 // so a value never written, or written outside the output, shows.
 #include <catch2/catch.hpp>
+#include "reference/attention_blocked.h"
 #include "reference/backward.h"
 #include "reference/dot.h"
 #include "reference/matmul_blocked.h"
@@ -189,4 +190,35 @@ TEST_CASE("the blocked backward products give the same bits on one thread and tw
     }
     CHECK(same_bits(dx[0], dx[1]));
     CHECK(same_bits(dw[0], dw[1]));
+}
+
+TEST_CASE("attention_blocked equals attention to the last bit: blocks, masks, groups, offsets", "[blocked]") {
+    // query blocks are 32 queries: 1, 33 and 70 queries leave partial blocks; head size 6
+    // leaves a tail after the 8-lane dot and the 16-wide multiply-add tiles
+    const uint64_t seed = 2203;
+    INFO("seed " << seed);
+    struct Heads { int n_heads, n_kv_heads, head_size; };
+    for (Heads hd : {Heads{4, 2, 6}, Heads{3, 3, 16}, Heads{9, 3, 24}})
+        for (int n : {1, 3, 33, 70})
+            for (int p0 : {0, 5})
+                for (bool strict : {false, true}) {
+                    INFO("heads " << hd.n_heads << "/" << hd.n_kv_heads << " x " << hd.head_size << ", n " << n << ", p0 " << p0
+                                  << (strict ? ", strict" : ", causal"));
+                    const int q_dim = hd.n_heads * hd.head_size, kv_dim = hd.n_kv_heads * hd.head_size, len = p0 + n;
+                    const std::vector<float> q = random_vector((size_t)n * q_dim, seed + n, -2, 2);
+                    const std::vector<float> k = random_vector((size_t)len * kv_dim, seed + p0 + 1, -2, 2);
+                    const std::vector<float> v = random_vector((size_t)len * kv_dim, seed + p0 + 2);
+                    std::vector<float> want((size_t)n * q_dim, kNaN);
+                    attention(want.data(), q.data(), k.data(), v.data(), n, p0, strict, hd.n_heads, hd.n_kv_heads, hd.head_size);
+                    for (float x : want) REQUIRE(std::isfinite(x));
+                    for (int threads : {1, 2}) {
+                        INFO(threads << " threads");
+                        std::vector<float> got((size_t)n * q_dim, kNaN);
+                        with_threads(threads, [&] {
+                            attention_blocked(got.data(), q.data(), k.data(), v.data(), n, p0, strict, hd.n_heads, hd.n_kv_heads,
+                                              hd.head_size);
+                        });
+                        CHECK(same_bits(got, want));
+                    }
+                }
 }
