@@ -53,6 +53,17 @@ static constexpr const DotTile* dot_tiles[kTileRows] = {dot_tiles_of_rows<1>, do
                                                         dot_tiles_of_rows<3>, dot_tiles_of_rows<4>};
 
 void dot_products(float* out, size_t ldo, const float* x, size_t ldx, const float* w, size_t ldw, int n, int k, int d) {
+    if (n < kTileRows) {
+        // A few rows of x (decode) leave the product bound by memory, not by FMAs: then one
+        // weight row at a time against all of them, so the weights stream from memory in
+        // order. Four rows at once are four short streams of k floats each, which the
+        // hardware prefetcher follows worse: half the speed at one row of the SmolLM2 shape.
+        if (n == 1)
+            for (int c = 0; c < d; c++) out[c] = dot(x, w + c * ldw, k);
+        else
+            for (int c = 0; c < d; c++) dot_tiles[n - 1][0](out + c, ldo, x, ldx, w + c * ldw, ldw, k);
+        return;
+    }
     for (int r = 0; r < n; r += kTileRows) {
         const int R = std::min(kTileRows, n - r);
         for (int c = 0; c < d; c += kTileCols) {
