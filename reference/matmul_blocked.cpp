@@ -154,19 +154,25 @@ void matmul_blocked(float* out, const float* x, const float* w, int n, int k, in
     const int threads = worth_threads(work) ? omp_get_max_threads() : 1;
     const int row_size = std::min(n, kBlockRows);
     const int row_blocks = (n + row_size - 1) / row_size;
-    // weight rows per block: what fits in L2, and at least 4 blocks per thread in all
-    const int fit = (int)std::max<size_t>(kTileCols, kL2Bytes / ((size_t)k * sizeof(float)));
-    const int col_parts = std::max((d + fit - 1) / fit, (4 * threads + row_blocks - 1) / row_blocks);
-    const int col_size = std::min(block_size(d, col_parts, kTileCols), std::max(kTileCols, fit / kTileCols * kTileCols));
+    // weight rows per block: as many as fit in L2, but at least 4 blocks per thread in all
+    const int fit = std::max(kTileCols, (int)(kL2Bytes / ((size_t)k * sizeof(float))) / kTileCols * kTileCols);
+    const int parts = std::max((d + fit - 1) / fit, (4 * threads + row_blocks - 1) / row_blocks);
+    const int col_size = std::min(fit, block_size(d, parts, kTileCols));
     const int col_blocks = (d + col_size - 1) / col_size;
 
-#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads) if (threads > 1)
+    auto block = [&](int rb, int cb) {
+        const int r = rb * row_size, c = cb * col_size;
+        dot_products(out + (size_t)r * d + c, d, x + (size_t)r * k, k, w + (size_t)c * k, k, std::min(row_size, n - r), k,
+                     std::min(col_size, d - c));
+    };
+    if (threads == 1) {  // not even a team of one: small products are many, and each region costs
+        for (int rb = 0; rb < row_blocks; rb++)
+            for (int cb = 0; cb < col_blocks; cb++) block(rb, cb);
+        return;
+    }
+#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads)
     for (int rb = 0; rb < row_blocks; rb++)
-        for (int cb = 0; cb < col_blocks; cb++) {
-            const int r = rb * row_size, c = cb * col_size;
-            dot_products(out + (size_t)r * d + c, d, x + (size_t)r * k, k, w + (size_t)c * k, k, std::min(row_size, n - r),
-                         k, std::min(col_size, d - c));
-        }
+        for (int cb = 0; cb < col_blocks; cb++) block(rb, cb);
 }
 
 // c (rows, cols) += a (rows, depth) @ b (depth, cols) over blocks: depth in steps of 256
@@ -180,15 +186,21 @@ static void multiply_add_blocked(float* c, size_t ldc, const float* a, size_t a_
     const double work = (double)rows * depth * cols;
     const int threads = worth_threads(work) ? omp_get_max_threads() : 1;
     const int row_blocks = (rows + kRowBlock - 1) / kRowBlock, col_blocks = (cols + kColBlock - 1) / kColBlock;
-#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads) if (threads > 1)
+    auto block = [&](int rb, int cb) {
+        const int m = rb * kRowBlock, j = cb * kColBlock;
+        const int R = std::min(kRowBlock, rows - m), C = std::min(kColBlock, cols - j);
+        for (int p = 0; p < depth; p += kDepthBlock)  // in increasing p, as multiply_add promises
+            multiply_add(c + m * ldc + j, ldc, a + m * a_row + p * a_col, a_row, a_col, b + p * ldb + j, ldb, R,
+                         std::min(kDepthBlock, depth - p), C);
+    };
+    if (threads == 1) {
+        for (int rb = 0; rb < row_blocks; rb++)
+            for (int cb = 0; cb < col_blocks; cb++) block(rb, cb);
+        return;
+    }
+#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads)
     for (int rb = 0; rb < row_blocks; rb++)
-        for (int cb = 0; cb < col_blocks; cb++) {
-            const int m = rb * kRowBlock, j = cb * kColBlock;
-            const int R = std::min(kRowBlock, rows - m), C = std::min(kColBlock, cols - j);
-            for (int p = 0; p < depth; p += kDepthBlock)  // in increasing p, as multiply_add promises
-                multiply_add(c + m * ldc + j, ldc, a + m * a_row + p * a_col, a_row, a_col, b + p * ldb + j, ldb, R,
-                             std::min(kDepthBlock, depth - p), C);
-        }
+        for (int cb = 0; cb < col_blocks; cb++) block(rb, cb);
 }
 
 void matmul_backward_x_blocked(float* dx, const float* dout, const float* w, int n, int k, int d) {
