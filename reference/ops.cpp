@@ -30,14 +30,19 @@ void matmul(float* out, const float* x, const float* w, int n, int k, int d) {
 
 void rope(float* x, const int* positions, int n, int n_heads, int head_size, float theta, RopeStyle style) {
     const int half = head_size / 2;
-    for (int r = 0; r < n; r++)
+    std::vector<float> cos_i(half), sin_i(half);  // one row's angles, the same for every head
+    for (int r = 0; r < n; r++) {
+        for (int i = 0; i < half; i++) {
+            // the same float arithmetic as llama2.c, so greedy outputs match it
+            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);
+            float angle = positions[r] * freq;
+            cos_i[i] = cosf(angle);
+            sin_i[i] = sinf(angle);
+        }
         for (int h = 0; h < n_heads; h++) {
             float* head = x + ((size_t)r * n_heads + h) * head_size;
             for (int i = 0; i < half; i++) {
-                // the same float arithmetic as llama2.c, so greedy outputs match it
-                float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);
-                float angle = positions[r] * freq;
-                float c = cosf(angle), s = sinf(angle);
+                const float c = cos_i[i], s = sin_i[i];
                 int a = style == RopeStyle::Adjacent ? 2 * i : i;
                 int b = style == RopeStyle::Adjacent ? 2 * i + 1 : i + half;
                 float x0 = head[a], x1 = head[b];
@@ -45,6 +50,7 @@ void rope(float* x, const int* positions, int n, int n_heads, int head_size, flo
                 head[b] = x0 * s + x1 * c;
             }
         }
+    }
 }
 
 void softmax(float* x, int n) {
