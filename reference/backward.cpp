@@ -55,13 +55,18 @@ void matmul_backward_w(float* dw, const float* dout, const float* x, int n, int 
 
 void rope_backward(float* dx, const int* positions, int n, int n_heads, int head_size, float theta, RopeStyle style) {
     const int half = head_size / 2;
-    for (int r = 0; r < n; r++)
+    std::vector<float> cos_i(half), sin_i(half);  // one row's angles, as the forward computes them
+    for (int r = 0; r < n; r++) {
+        for (int i = 0; i < half; i++) {
+            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);
+            float angle = positions[r] * freq;
+            cos_i[i] = cosf(angle);
+            sin_i[i] = sinf(angle);
+        }
         for (int h = 0; h < n_heads; h++) {
             float* head = dx + ((size_t)r * n_heads + h) * head_size;
             for (int i = 0; i < half; i++) {
-                float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);  // as the forward
-                float angle = positions[r] * freq;
-                float c = cosf(angle), s = sinf(angle);
+                const float c = cos_i[i], s = sin_i[i];
                 int a = style == RopeStyle::Adjacent ? 2 * i : i;
                 int b = style == RopeStyle::Adjacent ? 2 * i + 1 : i + half;
                 float g0 = head[a], g1 = head[b];
@@ -70,6 +75,7 @@ void rope_backward(float* dx, const int* positions, int n, int n_heads, int head
                 head[b] = -g0 * s + g1 * c;
             }
         }
+    }
 }
 
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n) {
