@@ -94,7 +94,7 @@ test-all: $(BIN) $(TEST_BIN) $(EMU_BIN)
 
 # Benchmarks (timings never go in tests): CPU decode of the stories15M shape, its per-plan
 # decode and prefill tables (a few seconds each on two cores), the CPU products against
-# OpenBLAS at three models' shapes (about two minutes), then every CUDA kernel version
+# OpenBLAS at three models' shapes (a few minutes), then every CUDA kernel version
 # against its measured ceiling (without a GPU it says so, and make goes on).
 bench: $(BIN)
 	./$(BIN) bench decode --preset stories15M
