@@ -51,7 +51,7 @@ void attention_blocked(float* out, const float* q, const float* k, const float* 
         thread_local std::vector<float> scores;  // grows with the context, reused every call
         const size_t need = (size_t)std::min(n, kQueryBlock) * len;
         if (scores.size() < need) scores.resize(std::max(2 * scores.size(), need));
-#pragma omp for collapse(2) schedule(dynamic)
+#pragma omp for collapse(2) schedule(dynamic) nowait  // the region's end is the one barrier
         for (int b = 0; b < blocks; b++)
             for (int h = 0; h < n_heads; h++) {
                 const int t0 = b * kQueryBlock;
