@@ -30,6 +30,10 @@ HfConfig parse_hf_config(const Json& json, const std::string& source);
 // torch_dtype names the dtype the weights are stored in ("float32" or "bfloat16").
 Json hf_config_json(const Model& m, const std::string& torch_dtype);
 
+// generation_config.json: BOS 1 and EOS 2, which generate() stops at (kvshare's tokenizers and
+// SentencePiece's Llama layout).
+Json hf_generation_config_json();
+
 // A plan as LCKV's layer_types string ("0_0_2_2"), and back.
 std::string lckv_layer_types(const Plan& plan);
 Plan plan_from_layer_types(const std::string& layer_types, int n_layers, bool diag_all, const std::string& source);

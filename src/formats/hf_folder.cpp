@@ -228,12 +228,15 @@ static void write_all(const std::string& dir, const Model& m, DType dtype, const
     const std::string torch_dtype = dtype == DType::BF16 ? "bfloat16" : "float32";
     OutputFile weights((fs::path(dir) / "model.safetensors").string());
     OutputFile config((fs::path(dir) / "config.json").string());
+    OutputFile generation((fs::path(dir) / "generation_config.json").string());
     OutputFile tokenizer((fs::path(dir) / "tokenizer.model").string());
     write_safetensors(weights, out, dtype, Json::object().set("format", Json::of("pt")));
     config.write(to_json(hf_config_json(m, torch_dtype)));
+    generation.write(to_json(hf_generation_config_json()));
     tokenizer.write(tokenizer_model);
-    weights.commit();  // all three are written; only renames are left
+    weights.commit();  // all four are written; only renames are left
     config.commit();
+    generation.commit();
     tokenizer.commit();
 }
 
