@@ -207,6 +207,7 @@ Tokenizer parse_sentencepiece(const std::string& bytes, const std::string& sourc
         t.pieces.push_back(std::move(text));
         t.scores.push_back(pc.score);
     }
+    t.special_tokens_in_text = true;  // as Hugging Face reads text with this file
     t.build_index();
     return t;
 }

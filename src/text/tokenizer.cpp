@@ -145,6 +145,27 @@ struct MergeOrder {
 using MergeQueue = std::priority_queue<Merge, std::vector<Merge>, MergeOrder>;
 
 std::vector<int> Tokenizer::encode(const std::string& text, bool bos, bool eos) const {
+    if (!special_tokens_in_text) return encode_text(text, bos, eos);
+    static const std::string kSpecial[3] = {"<unk>", "<s>", "</s>"};  // ids 0, 1, 2
+    std::vector<int> tokens = encode_text("", bos, false);
+    for (size_t at = 0;;) {
+        size_t hit = std::string::npos;  // the first special text from `at`; no two start alike
+        int id = -1;
+        for (int s = 0; s < 3; s++) {
+            const size_t f = text.find(kSpecial[s], at);
+            if (f < hit) { hit = f; id = s; }
+        }
+        const std::vector<int> part = encode_text(text.substr(at, hit == std::string::npos ? hit : hit - at), false, false);
+        tokens.insert(tokens.end(), part.begin(), part.end());
+        if (id < 0) break;
+        tokens.push_back(id);
+        at = hit + kSpecial[id].size();
+    }
+    if (eos) tokens.push_back(kEOS);
+    return tokens;
+}
+
+std::vector<int> Tokenizer::encode_text(const std::string& text, bool bos, bool eos) const {
     if (indexed_size_ != pieces.size()) fail("tokenizer: pieces changed since build_index()");
     if ((bos || eos) && vocab_size() <= kEOS) fail("tokenizer: the vocabulary has no BOS/EOS tokens");
 

@@ -8,6 +8,11 @@ struct Tokenizer {
     std::vector<std::string> pieces;  // (vocab_size) the text of each token id
     std::vector<float> scores;        // (vocab_size) merge priority: higher merges first
     int max_token_length = 0;         // longest piece in bytes, as the file records it
+    // Whether "<unk>", "<s>" and "</s>" written in the text are those tokens (ids 0, 1, 2), as
+    // Hugging Face's LlamaTokenizer reads text with a SentencePiece model (parse_sentencepiece
+    // sets it): the text is cut at each, and each part between is encoded on its own, with its
+    // own dummy-prefix space. Off (llama2.c's tokenizer.bin), they are plain text, as run.c has it.
+    bool special_tokens_in_text = false;
 
     // The file holds int32 max_token_length, then per piece: float32 score, int32 length,
     // the bytes. It does not store the vocabulary size, so the model's is given, and a
@@ -28,6 +33,8 @@ struct Tokenizer {
     std::string decode(const std::vector<int>& tokens) const;
 
 private:
+    // encode() without special tokens in the text: BPE merges over the whole text.
+    std::vector<int> encode_text(const std::string& text, bool bos, bool eos) const;
     int find(const std::string& piece) const;  // id of a piece, -1 if absent
     std::unordered_map<std::string, int> ids_;
     size_t indexed_size_ = 0;  // pieces.size() when ids_ was built
