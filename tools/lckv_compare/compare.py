@@ -183,13 +183,42 @@ def agree(a, b):
     return n
 
 
+def print_tables(results):
+    """The chapter's tables: per prompt, rows = their path x cache, columns = plans, each cell
+    max |dlogit| and agreeing tokens for kvshare's paper rule, then its authors rule."""
+    def fmt(r):
+        x = r["max_dlogit"]
+        d = "NaN" if r["nan"] else ("%.0e" % x).replace("e-0", "e-") if x < 0.1 else "%.1g" % x if x < 9.5 else "%.0f" % x
+        return "%s (%d)" % (d, r["agree"])
+    plans = [p[0] for p in PLANS if any(r["plan"] == p[0] for r in results)]
+    for prompt in PROMPTS:
+        rows = [r for r in results if r["prompt"] == prompt]
+        if not rows:
+            continue
+        print("\n%s prompt (%d tokens); each cell: max |dlogit| (tokens agreeing of 40), paper rule / authors rule\n"
+              % (prompt, rows[0]["n_prompt"]))
+        print("| their path | " + " | ".join(plans) + " |")
+        print("|---|" + "---|" * len(plans))
+        for path in ("eager", "sdpa", "flash"):
+            for mode in ("cache", "full"):
+                cells = []
+                for plan in plans:
+                    got = {r["rule"]: r for r in rows if r["plan"] == plan and r["path"] == path and r["mode"] == mode}
+                    cells.append(" / ".join(fmt(got[rule]) for rule in ("paper", "authors")) if len(got) == 2 else "")
+                print("| %s, %s | %s |" % (path, "cache" if mode == "cache" else "no cache", " | ".join(cells)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lckv", required=True, help="a checkout of whyNLP/LCKV")
     ap.add_argument("--out", default="/tmp/lckv-compare")
     ap.add_argument("--build", default="build-cpu", help="kvshare's CPU build folder")
-    ap.add_argument("--plans", default=",".join(p[0] for p in PLANS))
+    ap.add_argument("--plans", default=";".join(p[0] for p in PLANS), help="names from PLANS, separated by ;")
+    ap.add_argument("--paths", default="eager,sdpa,flash")
+    ap.add_argument("--table", help="print the tables of a results.json this script wrote, and stop")
     args = ap.parse_args()
+    if args.table:
+        return print_tables(json.load(open(args.table)))
     os.makedirs(args.out, exist_ok=True)
     import torch
     from transformers import LlamaTokenizer
@@ -199,7 +228,7 @@ def main():
     driver = build_driver(args.build, args.out)
     results = []
     for name, model_file, plan in PLANS:
-        if name not in args.plans.split(","):
+        if name not in args.plans.split(";"):
             continue
         folder = os.path.join(args.out, name.replace(":", "-").replace(",", "-").replace("=", "-"))
         if not os.path.exists(folder):
@@ -216,7 +245,7 @@ def main():
                     seq = prompt_ids + gen  # the sequence both sides are fed for the logits
                     rows, _ = kvshare_rows(driver, folder, seq, n_prompt, rule, mode, args.out)
                     ours[rule, mode] = (seq, rows, gen)
-            for path in ("eager", "sdpa", "flash"):
+            for path in args.paths.split(","):
                 model = load_theirs(folder, path, args.lckv)
                 for mode in ("cache", "full"):
                     fn = theirs_cache if mode == "cache" else theirs_full
@@ -225,7 +254,7 @@ def main():
                         seq, rows, gen = ours[rule, mode]
                         their_rows, _ = fn(model, seq, n_prompt)
                         diff = np.abs(their_rows - rows)
-                        row = dict(plan=name, prompt=prompt_name, n_prompt=n_prompt, path=path, mode=mode, rule=rule,
+                        row = dict(torch=torch.__version__, plan=name, prompt=prompt_name, n_prompt=n_prompt, path=path, mode=mode, rule=rule,
                                    max_dlogit=float(np.nanmax(diff)) if np.isfinite(their_rows).all() else float("nan"),
                                    agree=agree(gen, their_gen), nan=not np.isfinite(their_rows).all())
                         results.append(row)
