@@ -2,7 +2,9 @@
 // into kvshare's Config, sharing plan and prefill defaults, and written back for export.
 //
 // LCKV's layer_types "0_20_20_..._21": entry i is the layer whose K/V layer i reads, which is
-// kvshare's source map; an "s" suffix (sliding-window attention) is rejected. force_nodiag is
+// kvshare's source map; an "s" suffix (sliding-window attention) is rejected, and so is a chain
+// (i reads j, which reads another layer), which the authors' code computes differently
+// (walkthrough 9.5). force_nodiag is
 // diag=all; forward_passes + backward_passes is the default prefill iteration count T;
 // use_sequential prefills token by token.
 //
