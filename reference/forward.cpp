@@ -67,8 +67,13 @@ void CpuBackend::run_layer(int l, int n, int p0) {
     }
     for (int b = 0; b < batch_; b++) {
         const size_t rows_b = (size_t)b * n * QD;
-        attention_blocked(att_.data() + rows_b, q_.data() + rows_b, &key_cache_[kv_.offset(slot, b, 0)],
-                  &value_cache_[kv_.offset(slot, b, 0)], n, p0, plan.strict(l), c.n_heads, c.n_kv_heads, c.head_size());
+        const float* kb = &key_cache_[kv_.offset(slot, b, 0)];
+        const float* vb = &value_cache_[kv_.offset(slot, b, 0)];
+        if (n == 1 && plan.zero_row_step(l))  // one query, as the authors' code's q_len == 1
+            attention_zero_row(att_.data() + rows_b, q_.data() + rows_b, kb, vb, p0, c.n_heads, c.n_kv_heads, c.head_size());
+        else
+            attention_blocked(att_.data() + rows_b, q_.data() + rows_b, kb, vb, n, p0, plan.strict(l), c.n_heads, c.n_kv_heads,
+                              c.head_size());
     }
     matmul_blocked(xb_.data(), att_.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);
     residual_add(x_.data(), xb_.data(), (size_t)rows * D);

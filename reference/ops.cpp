@@ -107,3 +107,22 @@ void attention(float* out, const float* q, const float* k, const float* v, int n
             }
     }
 }
+
+void attention_zero_row(float* out, const float* q, const float* k, const float* v, int p, int n_heads,
+                        int n_kv_heads, int head_size) {
+    const int kv_dim = n_kv_heads * head_size, group = n_heads / n_kv_heads;
+    const int rows = std::max(p - 1, 0);  // source positions 0 .. p-2
+    const float scale = 1.0f / std::sqrt((float)head_size);
+    std::vector<float> scores(rows + 1);  // [0] is the zero row's score, q . 0 = 0
+    for (int h = 0; h < n_heads; h++) {
+        const float* qh = q + (size_t)h * head_size;
+        const size_t kv_off = (size_t)(h / group) * head_size;
+        float* oh = out + (size_t)h * head_size;
+        scores[0] = 0.0f;
+        for (int s = 0; s < rows; s++) scores[1 + s] = dot(qh, k + (size_t)s * kv_dim + kv_off, head_size) * scale;
+        softmax(scores.data(), rows + 1);
+        for (int i = 0; i < head_size; i++) oh[i] = 0.0f;  // the zero row adds nothing to the sum
+        for (int s = 0; s < rows; s++)
+            for (int i = 0; i < head_size; i++) oh[i] += scores[1 + s] * v[(size_t)s * kv_dim + kv_off + i];
+    }
+}

@@ -51,6 +51,8 @@ expect_error "bad number"           "not a number"      -- "$BIN" generate "$T/m
 expect_error "bad integer"          "not an integer"    -- "$BIN" generate "$T/m.kvs" -n 12x
 expect_error "bad prefill"          "unknown mode"      -- "$BIN" generate "$T/m.kvs" --prefill fast
 expect_error "bad iterations"       "1..1048576"            -- "$BIN" generate "$T/m.kvs" --prefill iterations:0
+expect_error "bad upward rule"      "paper, authors"    -- "$BIN" generate "$T/lckv.kvs" --upward-rule both
+expect_error "eval bad upward rule" "paper, authors"    -- "$BIN" eval "$T/lckv.kvs" --probes 1 --upward-rule Authors
 expect_error "bad device"           "unknown device"    -- "$BIN" generate "$T/m.kvs" --device tpu
 expect_error "bad batch"            "batch"             -- "$BIN" generate "$T/m.kvs" --batch 0
 expect_error "bad temperature"      "-t must be 0..100"       -- "$BIN" generate "$T/m.kvs" -t -1
