@@ -36,10 +36,13 @@ ifneq ($(CUDA_LIB),)
   CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
   CXXFLAGS += -DKVSHARE_CUDA
   LDLIBS   += -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcudart
-  BENCH_LIBS := -ldl  # cuBLAS, the kernel benchmark's baseline, is loaded by dlopen when it runs
 else
   CUDA_OBJ := $(BUILD)/src/model/cuda_missing.o
 endif
+
+# The benchmarks' baselines, cuBLAS (bench kernels) and OpenBLAS (bench gemm), are loaded by
+# dlopen when they run, never linked.
+BENCH_LIBS := -ldl
 
 CPU_OBJ  := $(CPU_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
@@ -91,12 +94,14 @@ test-all: $(BIN) $(TEST_BIN) $(EMU_BIN)
 	$(MAKE) --no-print-directory test-emulated
 
 # Benchmarks (timings never go in tests): CPU decode of the stories15M shape, its per-plan
-# decode and prefill tables (a few seconds each on two cores), then every CUDA kernel version
+# decode and prefill tables (a few seconds each on two cores), the CPU products against
+# OpenBLAS at three models' shapes (a few minutes), then every CUDA kernel version
 # against its measured ceiling (without a GPU it says so, and make goes on).
 bench: $(BIN)
 	./$(BIN) bench decode --preset stories15M
 	./$(BIN) bench plans --preset stories15M --repeats 3
 	./$(BIN) bench prefill --preset stories15M --repeats 3
+	./$(BIN) bench gemm --repeats 3
 	-./$(BIN) bench kernels
 
 # On a machine with an NVIDIA GPU: builds for it, runs the [cuda] tests, compute-sanitizer and
@@ -157,10 +162,10 @@ $(ASAN_DIR)/%.o: %.cpp
 	    -MMD -MP -c $< -o $@
 
 $(ASAN_DIR)/run_tests: $(TEST_SRC:%.cpp=$(ASAN_DIR)/%.o) $(ASAN_CPU)
-	$(CXX) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^
+	$(CXX) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^ $(BENCH_LIBS)
 
 $(ASAN_DIR)/kvshare: $(ASAN_DIR)/src/main.o $(ASAN_CPU)
-	$(CXX) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^
+	$(CXX) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^ $(BENCH_LIBS)
 
 test-asan: $(ASAN_DIR)/run_tests $(ASAN_DIR)/kvshare
 	ASAN_OPTIONS=detect_leaks=1 ./$(ASAN_DIR)/run_tests $(TEST_ARGS)
@@ -222,9 +227,9 @@ $(BUILD)/emu-asan/cuda/%.o: $(BUILD)/emu-src/cuda/%.cpp
 	$(CXX) $(CXXFLAGS) $(EMU_ASAN_FLAGS) $(EMU_FLAGS) $(EMU_KERNEL_FLAGS) -MMD -MP -c $< -o $@
 
 $(EMU_BIN): $(call emu_objs,$(BUILD)/emu)
-	$(CXX) $(LDFLAGS) -o $@ $^
+	$(CXX) $(LDFLAGS) -o $@ $^ $(BENCH_LIBS)
 
 $(EMU_ASAN_BIN): $(call emu_objs,$(BUILD)/emu-asan)
-	$(CXX) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^
+	$(CXX) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^ $(BENCH_LIBS)
 
 -include $(wildcard $(BUILD)/emu*/*/*.d $(BUILD)/emu*/*/*/*.d $(BUILD)/emu*/*/*/*/*.d)

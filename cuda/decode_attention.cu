@@ -45,13 +45,18 @@ Chunks chunks_for(int batch, int context, int n_heads, int n_kv_heads, int hs) {
     return c;
 }
 
+// Positions 0 .. vis-1 that the query at pos sees, by mask (decode_kernels.h).
+__device__ inline int visible_positions(int pos, int mask) {
+    return mask == kDecodeZeroRow ? max(pos - 1, 0) : mask ? pos : pos + 1;
+}
+
 // Values per lane when a warp spans head_size.
 int dims_per_lane(int head_size) { return head_size <= 32 ? 1 : head_size <= 64 ? 2 : head_size <= 128 ? 4 : 8; }
 
 // part: (batch, n_heads, splits, 2 + hs) = max, sum of exp(score - max), sum of exp * V.
 template <int DPL>
 __global__ void __launch_bounds__(THREADS) split_kernel(float* part, const float* q, const float* k, const float* v,
-                                                        const int* counter, int context, bool strict, int n_heads,
+                                                        const int* counter, int context, int mask, int n_heads,
                                                         int n_kv_heads, int hs, float scale, int chunk, int splits) {
     extern __shared__ float smem[];
     const int G = n_heads / n_kv_heads;
@@ -60,7 +65,7 @@ __global__ void __launch_bounds__(THREADS) split_kernel(float* part, const float
     const int c = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
     const int tid = threadIdx.x, lane = tid % WARP, warp = tid / WARP, nwarps = blockDim.x / WARP;
     // positions 0 .. vis-1 are visible, never past the context (a counter past it reads nothing beyond)
-    const int vis = min(*counter + (strict ? 0 : 1), context);
+    const int vis = min(visible_positions(*counter, mask), context);
     const int s0 = c * chunk;
     if (s0 >= vis) return;  // block-uniform, before any barrier: this chunk is in the future
     const int len = min(chunk, vis - s0);
@@ -127,16 +132,18 @@ __global__ void __launch_bounds__(THREADS) split_kernel(float* part, const float
 }
 
 // One block per (sequence, head): the chunks before the position, rescaled to their
-// common max and added up; zeros when nothing is visible.
-__global__ void merge_kernel(float* out, const float* part, const int* counter, bool strict, int hs, int chunk,
+// common max and added up; zeros when nothing is visible. The authors' zero row is one more
+// score, 0, with a value of zeros: it counts in the max and the sum, and adds nothing to V.
+__global__ void merge_kernel(float* out, const float* part, const int* counter, int mask, int hs, int chunk,
                              int splits) {
     const size_t bh = blockIdx.x;  // b * n_heads + h
-    const int vis = *counter + (strict ? 0 : 1);  // past the context, `used` stops at the last chunk
+    const int vis = visible_positions(*counter, mask);  // past the context, `used` stops at the last chunk
     const int used = vis > 0 ? min(splits, (vis + chunk - 1) / chunk) : 0;
     const float* ph = part + bh * splits * (hs + 2);
-    float mx = -INFINITY;
+    const bool zero_row = mask == kDecodeZeroRow;
+    float mx = zero_row ? 0.0f : -INFINITY;
     for (int c = 0; c < used; c++) mx = fmaxf(mx, ph[(size_t)c * (hs + 2)]);
-    float sum = 0.0f;
+    float sum = zero_row ? expf(-mx) : 0.0f;
     for (int c = 0; c < used; c++) sum += ph[(size_t)c * (hs + 2) + 1] * expf(ph[(size_t)c * (hs + 2)] - mx);
     for (int d = threadIdx.x; d < hs; d += blockDim.x) {
         float a = 0.0f;
@@ -147,10 +154,10 @@ __global__ void merge_kernel(float* out, const float* part, const int* counter, 
 
 template <int DPL>
 void launch_split(const Chunks& ch, float* part, const float* q, const float* k, const float* v, const int* counter,
-                  int batch, int context, bool strict, int n_heads, int n_kv_heads, int hs, float scale) {
+                  int batch, int context, int mask, int n_heads, int n_kv_heads, int hs, float scale) {
     allow_dynamic_smem((const void*)split_kernel<DPL>, ch.smem);
     const dim3 grid(ch.splits, n_kv_heads, batch);
-    split_kernel<DPL><<<grid, THREADS, ch.smem, launch_stream()>>>(part, q, k, v, counter, context, strict, n_heads,
+    split_kernel<DPL><<<grid, THREADS, ch.smem, launch_stream()>>>(part, q, k, v, counter, context, mask, n_heads,
                                                                    n_kv_heads, hs, scale, ch.chunk, ch.splits);
     CUDA_CHECK_LAST();
 }
@@ -165,6 +172,10 @@ void check_shape(int batch, int context, int n_heads, int n_kv_heads, int head_s
         bad_args("attention decode (counter): head_size must be 1.." + std::to_string(MAX_HEAD_SIZE));
 }
 
+void check_mask(int mask) {
+    if (mask < 0 || mask > kDecodeZeroRow) bad_args("attention decode (counter): mask must be 0, 1 or 2");
+}
+
 }  // namespace
 
 size_t attention_decode_counter_workspace_floats(int batch, int context, int n_heads, int n_kv_heads, int head_size) {
@@ -174,23 +185,24 @@ size_t attention_decode_counter_workspace_floats(int batch, int context, int n_h
 }
 
 void attention_decode_counter_gpu(float* out, const float* q, const float* k, const float* v, const int* counter,
-                                  int batch, int context, bool strict, int n_heads, int n_kv_heads, int head_size,
+                                  int batch, int context, int mask, int n_heads, int n_kv_heads, int head_size,
                                   float* workspace, size_t workspace_floats) {
     const size_t need = attention_decode_counter_workspace_floats(batch, context, n_heads, n_kv_heads, head_size);
     if (workspace_floats < need || (need > 0 && !workspace))
         bad_args("attention decode (counter): a workspace of " + std::to_string(workspace_floats) + " floats, " +
                  std::to_string(need) + " needed");
+    check_mask(mask);
     if (batch == 0) return;
     const Chunks ch = chunks_for(batch, context, n_heads, n_kv_heads, head_size);
     const float scale = 1.0f / sqrtf((float)head_size);
     switch (dims_per_lane(head_size)) {
-        case 1: launch_split<1>(ch, workspace, q, k, v, counter, batch, context, strict, n_heads, n_kv_heads, head_size, scale); break;
-        case 2: launch_split<2>(ch, workspace, q, k, v, counter, batch, context, strict, n_heads, n_kv_heads, head_size, scale); break;
-        case 4: launch_split<4>(ch, workspace, q, k, v, counter, batch, context, strict, n_heads, n_kv_heads, head_size, scale); break;
-        default: launch_split<8>(ch, workspace, q, k, v, counter, batch, context, strict, n_heads, n_kv_heads, head_size, scale); break;
+        case 1: launch_split<1>(ch, workspace, q, k, v, counter, batch, context, mask, n_heads, n_kv_heads, head_size, scale); break;
+        case 2: launch_split<2>(ch, workspace, q, k, v, counter, batch, context, mask, n_heads, n_kv_heads, head_size, scale); break;
+        case 4: launch_split<4>(ch, workspace, q, k, v, counter, batch, context, mask, n_heads, n_kv_heads, head_size, scale); break;
+        default: launch_split<8>(ch, workspace, q, k, v, counter, batch, context, mask, n_heads, n_kv_heads, head_size, scale); break;
     }
     const int threads = ceil_div(head_size, WARP) * WARP;
-    merge_kernel<<<(unsigned)((size_t)batch * n_heads), threads, 0, launch_stream()>>>(out, workspace, counter, strict,
+    merge_kernel<<<(unsigned)((size_t)batch * n_heads), threads, 0, launch_stream()>>>(out, workspace, counter, mask,
                                                                                        head_size, ch.chunk, ch.splits);
     CUDA_CHECK_LAST();
 }

@@ -120,7 +120,7 @@ std::vector<float> check_decode_matvec(const std::vector<float>& in, const std::
 }
 
 std::vector<float> check_attention_decode_counter(const std::vector<float>& q, const std::vector<float>& k,
-                                                  const std::vector<float>& v, int batch, int pos, int context, bool strict,
+                                                  const std::vector<float>& v, int batch, int pos, int context, int mask,
                                                   int n_heads, int n_kv_heads, int head_size) {
     const size_t q_floats = (size_t)batch * n_heads * head_size, kv_floats = (size_t)batch * context * n_kv_heads * head_size;
     expect_size("check_attention_decode_counter q", q.size(), q_floats);
@@ -129,7 +129,7 @@ std::vector<float> check_attention_decode_counter(const std::vector<float>& q, c
     const size_t ws = attention_decode_counter_workspace_floats(batch, context, n_heads, n_kv_heads, head_size);
     Guarded<float> dq(q), dk(k), dv(v), dout(q_floats), workspace(ws);
     Guarded<int> counter(std::vector<int>{pos});
-    attention_decode_counter_gpu(dout.data(), dq.data(), dk.data(), dv.data(), counter.data(), batch, context, strict,
+    attention_decode_counter_gpu(dout.data(), dq.data(), dk.data(), dv.data(), counter.data(), batch, context, mask,
                                  n_heads, n_kv_heads, head_size, workspace.data(), ws);
     finish();
     workspace.download("attention decode (counter) workspace");

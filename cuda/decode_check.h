@@ -27,7 +27,7 @@ std::vector<float> check_decode_matvec(const std::vector<float>& in, const std::
                                        int split);
 // attention_decode_counter_gpu with the counter at pos; q (batch, q_dim), k, v (batch, context, kv_dim).
 std::vector<float> check_attention_decode_counter(const std::vector<float>& q, const std::vector<float>& k,
-                                                  const std::vector<float>& v, int batch, int pos, int context, bool strict,
+                                                  const std::vector<float>& v, int batch, int pos, int context, int mask,
                                                   int n_heads, int n_kv_heads, int head_size);
 // argmax_gpu (temperature 0) or sample_gpu over logits rows b * row_stride.
 std::vector<int> check_sample(const std::vector<float>& logits, size_t row_stride, int batch, int vocab, float temperature,

@@ -63,9 +63,13 @@ int decode_auto_split(int units, int k);
 // attention_decode_gpu (cuda/kernels.h) for the query at position counter[0]: the chunks
 // along the positions and the grid are fixed by the context, not by the position, so one
 // captured launch serves every step; chunks past the position return at once.
+// `mask` says which positions the query at p sees: 0 (false) 0..p, causal; 1 (true) 0..p-1,
+// strict; kDecodeZeroRow the LCKV authors' one-token step for a layer reading an upper layer:
+// a row of zeros (score 0, value 0), then 0..p-2 (reference/ops.h attention_zero_row).
+constexpr int kDecodeZeroRow = 2;
 size_t attention_decode_counter_workspace_floats(int batch, int context, int n_heads, int n_kv_heads, int head_size);
 void attention_decode_counter_gpu(float* out, const float* q, const float* k, const float* v, const int* counter,
-                                  int batch, int context, bool strict, int n_heads, int n_kv_heads, int head_size,
+                                  int batch, int context, int mask, int n_heads, int n_kv_heads, int head_size,
                                   float* workspace, size_t workspace_floats);
 
 // ---- sampling on the device (cuda/sampling.cu) ------------------------------------------

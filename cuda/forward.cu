@@ -383,6 +383,10 @@ void CudaBackend::run_layers(int first, int last, int n, int p0) {
 // ---------------------------------------------------------------------------
 // one layer of a decode step: one new position per sequence, at the counter
 
+// Which positions a decode step's query sees in layer l (decode_kernels.h): the causal or
+// strict mask of run_layer, or the authors' zero row under --upward-rule authors.
+static int decode_mask(const Plan& plan, int l) { return plan.zero_row_step(l) ? kDecodeZeroRow : plan.strict(l) ? 1 : 0; }
+
 // The unfused step: the ops of run_layer, each its own launch; the position comes from the
 // counter (positions_from_counter at the start of the step), not from the host.
 void CudaBackend::decode_layer(int l) {
@@ -403,7 +407,7 @@ void CudaBackend::decode_layer(int l) {
         store_kv_at_counter_gpu(value_slot(slot), s.v.get(), s.counter.get(), batch_, kv_.context, KD);
     }
     attention_decode_counter_gpu(s.att.get(), s.q.get(), key_slot(slot), value_slot(slot), s.counter.get(), batch_,
-                                 kv_.context, plan_.strict(l), c.n_heads, c.n_kv_heads, hs, s.decode_work.get(),
+                                 kv_.context, decode_mask(plan_, l), c.n_heads, c.n_kv_heads, hs, s.decode_work.get(),
                                  s.decode_work.size());
     gemm(0, s.xb.get(), s.att.get(), w.wo.get() + (size_t)l * D * QD, rows, QD, D);
     residual_add_gpu(s.x.get(), s.xb.get(), (size_t)rows * D);
@@ -429,7 +433,7 @@ void CudaBackend::decode_layer_fused(int l) {
                    owns ? w.wk.get() + (size_t)slot * KD * D : nullptr, owns ? w.wv.get() + (size_t)slot * KD * D : nullptr,
                    rope_freqs_.get(), s.counter.get(), batch_, D, c.n_heads, c.n_kv_heads, hs, kv_.context, c.norm_eps);
     attention_decode_counter_gpu(s.att.get(), s.q.get(), key_slot(slot), value_slot(slot), s.counter.get(), batch_,
-                                 kv_.context, plan_.strict(l), c.n_heads, c.n_kv_heads, hs, s.decode_work.get(),
+                                 kv_.context, decode_mask(plan_, l), c.n_heads, c.n_kv_heads, hs, s.decode_work.get(),
                                  s.decode_work.size());
     decode_residual_gpu(s.x.get(), s.att.get(), w.wo.get() + (size_t)l * D * QD, batch_, QD, D);
     decode_ffn_up_gpu(s.hb.get(), s.x.get(), w.rms_ffn.get() + (size_t)l * D, w.w1.get() + (size_t)l * H * D,

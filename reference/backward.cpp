@@ -1,15 +1,10 @@
 #include "reference/backward.h"
+#include "reference/dot.h"
+#include "reference/parallel.h"
 #include "src/util.h"
 #include <cmath>
 #include <string>
 #include <vector>
-
-static inline float dot(const float* a, const float* b, int n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
 
 // y (n) += a * x (n)
 static inline void axpy(float* y, float a, const float* x, int n) {
@@ -42,7 +37,7 @@ void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float*
 }
 
 void matmul_backward_x(float* dx, const float* dout, const float* w, int n, int k, int d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((double)n * k * d))
     for (int r = 0; r < n; r++) {
         float* dxr = dx + (size_t)r * k;
         const float* gr = dout + (size_t)r * d;
@@ -51,7 +46,7 @@ void matmul_backward_x(float* dx, const float* dout, const float* w, int n, int 
 }
 
 void matmul_backward_w(float* dw, const float* dout, const float* x, int n, int k, int d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((double)n * k * d))
     for (int i = 0; i < d; i++) {
         float* dwi = dw + (size_t)i * k;
         for (int r = 0; r < n; r++) axpy(dwi, dout[(size_t)r * d + i], x + (size_t)r * k, k);
@@ -60,13 +55,18 @@ void matmul_backward_w(float* dw, const float* dout, const float* x, int n, int 
 
 void rope_backward(float* dx, const int* positions, int n, int n_heads, int head_size, float theta, RopeStyle style) {
     const int half = head_size / 2;
-    for (int r = 0; r < n; r++)
+    std::vector<float> cos_i(half), sin_i(half);  // one row's angles, as the forward computes them
+    for (int r = 0; r < n; r++) {
+        for (int i = 0; i < half; i++) {
+            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);
+            float angle = positions[r] * freq;
+            cos_i[i] = cosf(angle);
+            sin_i[i] = sinf(angle);
+        }
         for (int h = 0; h < n_heads; h++) {
             float* head = dx + ((size_t)r * n_heads + h) * head_size;
             for (int i = 0; i < half; i++) {
-                float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);  // as the forward
-                float angle = positions[r] * freq;
-                float c = cosf(angle), s = sinf(angle);
+                const float c = cos_i[i], s = sin_i[i];
                 int a = style == RopeStyle::Adjacent ? 2 * i : i;
                 int b = style == RopeStyle::Adjacent ? 2 * i + 1 : i + half;
                 float g0 = head[a], g1 = head[b];
@@ -75,6 +75,7 @@ void rope_backward(float* dx, const int* positions, int n, int n_heads, int head
                 head[b] = -g0 * s + g1 * c;
             }
         }
+    }
 }
 
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n) {
@@ -98,10 +99,11 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     const float scale = 1.0f / std::sqrt((float)head_size);
     // probabilities P and score gradients dS per (head, query, source), zero where masked
     std::vector<float> P((size_t)n_heads * n * len, 0.0f), dS((size_t)n_heads * n * len, 0.0f);
+    const bool threads = worth_threads(4.0 * n * n_heads * len * head_size);  // q.k, dout.v, dq, dk and dv
 
     // pass 1, per (query, head): P = softmax(q.k * scale); dP_s = dout.v_s;
     // dS_s = P_s (dP_s - sum_u P_u dP_u); dq += scale * sum_s dS_s k_s
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (threads)
     for (int t = 0; t < n; t++)
         for (int h = 0; h < n_heads; h++) {
             const int visible = p0 + t + (strict ? 0 : 1);
@@ -128,7 +130,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 
     // pass 2, per source position s (no two threads write one row):
     // dv_s += sum_t P_ts dout_t; dk_s += scale * sum_t dS_ts q_t, over every head of the group
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (threads)
     for (int s = 0; s < len; s++) {
         // queries t that see s: p0 + t + (strict ? 0 : 1) > s
         int t0 = s - p0 + (strict ? 1 : 0);

@@ -1,4 +1,6 @@
 #include "reference/forward.h"
+#include "reference/attention_blocked.h"
+#include "reference/matmul_blocked.h"
 #include "reference/ops.h"
 #include "src/model/memory.h"
 #include "src/util.h"
@@ -49,13 +51,13 @@ void CpuBackend::run_layer(int l, int n, int p0) {
     const int rows = batch_ * n, D = c.dim, QD = c.q_dim(), KD = c.kv_dim(), H = c.hidden_dim;
 
     rmsnorm(xb_.data(), x_.data(), w.rms_att.data() + (size_t)l * D, rows, D, c.norm_eps);
-    matmul(q_.data(), xb_.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
+    matmul_blocked(q_.data(), xb_.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
     rope(q_.data(), positions_.data(), rows, c.n_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
 
     const int slot = plan.kv_slot[l];
     if (plan.owns_kv(l)) {  // only KV layers compute K and V, and write them to their slot
-        matmul(k_.data(), xb_.data(), w.wk.data() + (size_t)slot * KD * D, rows, D, KD);
-        matmul(v_.data(), xb_.data(), w.wv.data() + (size_t)slot * KD * D, rows, D, KD);
+        matmul_blocked(k_.data(), xb_.data(), w.wk.data() + (size_t)slot * KD * D, rows, D, KD);
+        matmul_blocked(v_.data(), xb_.data(), w.wv.data() + (size_t)slot * KD * D, rows, D, KD);
         rope(k_.data(), positions_.data(), rows, c.n_kv_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
         for (int b = 0; b < batch_; b++) {
             const size_t src = (size_t)b * n * KD, dst = kv_.offset(slot, b, p0);
@@ -65,17 +67,22 @@ void CpuBackend::run_layer(int l, int n, int p0) {
     }
     for (int b = 0; b < batch_; b++) {
         const size_t rows_b = (size_t)b * n * QD;
-        attention(att_.data() + rows_b, q_.data() + rows_b, &key_cache_[kv_.offset(slot, b, 0)],
-                  &value_cache_[kv_.offset(slot, b, 0)], n, p0, plan.strict(l), c.n_heads, c.n_kv_heads, c.head_size());
+        const float* kb = &key_cache_[kv_.offset(slot, b, 0)];
+        const float* vb = &value_cache_[kv_.offset(slot, b, 0)];
+        if (n == 1 && plan.zero_row_step(l))  // one query, as the authors' code's q_len == 1
+            attention_zero_row(att_.data() + rows_b, q_.data() + rows_b, kb, vb, p0, c.n_heads, c.n_kv_heads, c.head_size());
+        else
+            attention_blocked(att_.data() + rows_b, q_.data() + rows_b, kb, vb, n, p0, plan.strict(l), c.n_heads, c.n_kv_heads,
+                              c.head_size());
     }
-    matmul(xb_.data(), att_.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);
+    matmul_blocked(xb_.data(), att_.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);
     residual_add(x_.data(), xb_.data(), (size_t)rows * D);
 
     rmsnorm(xb_.data(), x_.data(), w.rms_ffn.data() + (size_t)l * D, rows, D, c.norm_eps);
-    matmul(hb_.data(), xb_.data(), w.w1.data() + (size_t)l * H * D, rows, D, H);
-    matmul(hb2_.data(), xb_.data(), w.w3.data() + (size_t)l * H * D, rows, D, H);
+    matmul_blocked(hb_.data(), xb_.data(), w.w1.data() + (size_t)l * H * D, rows, D, H);
+    matmul_blocked(hb2_.data(), xb_.data(), w.w3.data() + (size_t)l * H * D, rows, D, H);
     swiglu(hb_.data(), hb2_.data(), (size_t)rows * H);
-    matmul(xb_.data(), hb_.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
+    matmul_blocked(xb_.data(), hb_.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
     residual_add(x_.data(), xb_.data(), (size_t)rows * D);
     if (capture_) layer_out_[l].assign(x_.begin(), x_.begin() + (size_t)rows * D);
 }
@@ -102,7 +109,7 @@ void CpuBackend::finish(int n, bool all_positions) {
         rmsnorm(&out_hidden_[(size_t)b * keep * c.dim], &x_[((size_t)b * n + first) * c.dim],
                 m_.weights.rms_final.data(), keep, c.dim, c.norm_eps);
     }
-    matmul(out_logits_.data(), out_hidden_.data(), m_.classifier(), batch_ * keep, c.dim, c.vocab_size);
+    matmul_blocked(out_logits_.data(), out_hidden_.data(), m_.classifier(), batch_ * keep, c.dim, c.vocab_size);
     logit_positions_ = keep;
 }
 

@@ -1,15 +1,9 @@
 #include "reference/ops.h"
+#include "reference/dot.h"
+#include "reference/parallel.h"
 #include <algorithm>
 #include <cmath>
 #include <vector>
-
-// Float dot product the compiler vectorizes (a float sum, like llama2.c's run.c).
-static inline float dot(const float* a, const float* b, int n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
 
 void embedding(float* out, const float* token_embedding, const int* tokens, int n, int dim) {
     for (int r = 0; r < n; r++)
@@ -27,7 +21,7 @@ void rmsnorm(float* out, const float* x, const float* weight, int n, int dim, fl
 }
 
 void matmul(float* out, const float* x, const float* w, int n, int k, int d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((double)n * k * d))
     for (int i = 0; i < d; i++) {
         const float* wi = w + (size_t)i * k;
         for (int r = 0; r < n; r++) out[(size_t)r * d + i] = dot(wi, x + (size_t)r * k, k);
@@ -36,14 +30,19 @@ void matmul(float* out, const float* x, const float* w, int n, int k, int d) {
 
 void rope(float* x, const int* positions, int n, int n_heads, int head_size, float theta, RopeStyle style) {
     const int half = head_size / 2;
-    for (int r = 0; r < n; r++)
+    std::vector<float> cos_i(half), sin_i(half);  // one row's angles, the same for every head
+    for (int r = 0; r < n; r++) {
+        for (int i = 0; i < half; i++) {
+            // the same float arithmetic as llama2.c, so greedy outputs match it
+            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);
+            float angle = positions[r] * freq;
+            cos_i[i] = cosf(angle);
+            sin_i[i] = sinf(angle);
+        }
         for (int h = 0; h < n_heads; h++) {
             float* head = x + ((size_t)r * n_heads + h) * head_size;
             for (int i = 0; i < half; i++) {
-                // the same float arithmetic as llama2.c, so greedy outputs match it
-                float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);
-                float angle = positions[r] * freq;
-                float c = cosf(angle), s = sinf(angle);
+                const float c = cos_i[i], s = sin_i[i];
                 int a = style == RopeStyle::Adjacent ? 2 * i : i;
                 int b = style == RopeStyle::Adjacent ? 2 * i + 1 : i + half;
                 float x0 = head[a], x1 = head[b];
@@ -51,6 +50,7 @@ void rope(float* x, const int* positions, int n, int n_heads, int head_size, flo
                 head[b] = x0 * s + x1 * c;
             }
         }
+    }
 }
 
 void softmax(float* x, int n) {
@@ -82,7 +82,8 @@ void attention(float* out, const float* q, const float* k, const float* v, int n
     const int q_dim = n_heads * head_size, kv_dim = n_kv_heads * head_size;
     const int group = n_heads / n_kv_heads;
     const float scale = 1.0f / std::sqrt((float)head_size);
-#pragma omp parallel
+    const double work = 2.0 * n * n_heads * ((double)p0 + n) * head_size;  // q.k and p v, at most
+#pragma omp parallel if (worth_threads(work))
     {
         thread_local std::vector<float> scores;  // grows with the context, reused every token
         if (scores.size() < (size_t)p0 + n + 1) scores.resize(std::max<size_t>(2 * scores.size(), (size_t)p0 + n + 1));
@@ -101,8 +102,27 @@ void attention(float* out, const float* q, const float* k, const float* v, int n
                     const float* vs = v + (size_t)s * kv_dim + kv_off;
                     const float a = scores[s];
 #pragma omp simd
-                    for (int i = 0; i < head_size; i++) oh[i] += a * vs[i];
+                    for (int i = 0; i < head_size; i++) oh[i] = mul_add(a, vs[i], oh[i]);
                 }
             }
+    }
+}
+
+void attention_zero_row(float* out, const float* q, const float* k, const float* v, int p, int n_heads,
+                        int n_kv_heads, int head_size) {
+    const int kv_dim = n_kv_heads * head_size, group = n_heads / n_kv_heads;
+    const int rows = std::max(p - 1, 0);  // source positions 0 .. p-2
+    const float scale = 1.0f / std::sqrt((float)head_size);
+    std::vector<float> scores(rows + 1);  // [0] is the zero row's score, q . 0 = 0
+    for (int h = 0; h < n_heads; h++) {
+        const float* qh = q + (size_t)h * head_size;
+        const size_t kv_off = (size_t)(h / group) * head_size;
+        float* oh = out + (size_t)h * head_size;
+        scores[0] = 0.0f;
+        for (int s = 0; s < rows; s++) scores[1 + s] = dot(qh, k + (size_t)s * kv_dim + kv_off, head_size) * scale;
+        softmax(scores.data(), rows + 1);
+        for (int i = 0; i < head_size; i++) oh[i] = 0.0f;  // the zero row adds nothing to the sum
+        for (int s = 0; s < rows; s++)
+            for (int i = 0; i < head_size; i++) oh[i] += scores[1 + s] * v[(size_t)s * kv_dim + kv_off + i];
     }
 }

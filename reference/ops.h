@@ -36,3 +36,11 @@ void residual_add(float* x, const float* y, size_t n);
 // KV head h / (n_heads / n_kv_heads). A query that sees nothing outputs zeros.
 void attention(float* out, const float* q, const float* k, const float* v, int n, int p0, bool strict,
                int n_heads, int n_kv_heads, int head_size);
+
+// attention() for one query per sequence at position p (a one-token step) of a layer that
+// reads an upper layer, as the LCKV authors' code computes it (walkthrough 9.9): their decode
+// prepends a row of zeros to the upper layer's cached K/V (0 .. p-1) and masks the last
+// column, so the query sees the zero row (score 0, value 0) and source positions 0 .. p-2.
+// Zeros at p <= 1, where the zero row is all it sees.
+void attention_zero_row(float* out, const float* q, const float* k, const float* v, int p, int n_heads,
+                        int n_kv_heads, int head_size);

@@ -1,5 +1,7 @@
 #include "reference/train_model.h"
+#include "reference/attention_blocked.h"
 #include "reference/backward.h"
+#include "reference/matmul_blocked.h"
 #include "reference/ops.h"
 #include "src/util.h"
 #include <algorithm>
@@ -80,7 +82,7 @@ void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded
     a.xn2.resize(R * D); a.gate.resize(R * H); a.up.resize(R * H); a.act.resize(R * H);
 
     rmsnorm(a.xn1.data(), x.data(), w.rms_att.data() + (size_t)l * D, rows, D, c.norm_eps);
-    matmul(a.q.data(), a.xn1.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
+    matmul_blocked(a.q.data(), a.xn1.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
     rope(a.q.data(), P.positions.data(), rows, c.n_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
 
     const int slot = plan.kv_slot[l];
@@ -89,8 +91,8 @@ void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded
         auto kv = std::make_shared<KV>();
         kv->k.resize(R * KD);
         kv->v.resize(R * KD);
-        matmul(kv->k.data(), a.xn1.data(), w.wk.data() + (size_t)slot * KD * D, rows, D, KD);
-        matmul(kv->v.data(), a.xn1.data(), w.wv.data() + (size_t)slot * KD * D, rows, D, KD);
+        matmul_blocked(kv->k.data(), a.xn1.data(), w.wk.data() + (size_t)slot * KD * D, rows, D, KD);
+        matmul_blocked(kv->v.data(), a.xn1.data(), w.wv.data() + (size_t)slot * KD * D, rows, D, KD);
         rope(kv->k.data(), P.positions.data(), rows, c.n_kv_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
         if (recorded) {
             kv->dk.assign(R * KD, 0.0f);
@@ -103,19 +105,19 @@ void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded
     if (!a.read) fail("internal: layer " + std::to_string(l) + " reads a K/V slot nothing has written");
     for (int b = 0; b < P.batch; b++) {
         const size_t qo = (size_t)b * n * QD, ko = (size_t)b * n * KD;
-        attention(a.att.data() + qo, a.q.data() + qo, a.read->k.data() + ko, a.read->v.data() + ko, n, 0,
+        attention_blocked(a.att.data() + qo, a.q.data() + qo, a.read->k.data() + ko, a.read->v.data() + ko, n, 0,
                   plan.strict(l), c.n_heads, c.n_kv_heads, c.head_size());
     }
-    matmul(P.tmp.data(), a.att.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);
+    matmul_blocked(P.tmp.data(), a.att.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);
     residual_add(x.data(), P.tmp.data(), R * D);
     a.x_mid.assign(x.begin(), x.end());
 
     rmsnorm(a.xn2.data(), x.data(), w.rms_ffn.data() + (size_t)l * D, rows, D, c.norm_eps);
-    matmul(a.gate.data(), a.xn2.data(), w.w1.data() + (size_t)l * H * D, rows, D, H);
-    matmul(a.up.data(), a.xn2.data(), w.w3.data() + (size_t)l * H * D, rows, D, H);
+    matmul_blocked(a.gate.data(), a.xn2.data(), w.w1.data() + (size_t)l * H * D, rows, D, H);
+    matmul_blocked(a.up.data(), a.xn2.data(), w.w3.data() + (size_t)l * H * D, rows, D, H);
     std::copy(a.gate.begin(), a.gate.end(), a.act.begin());
     swiglu(a.act.data(), a.up.data(), R * H);
-    matmul(P.tmp.data(), a.act.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
+    matmul_blocked(P.tmp.data(), a.act.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
     residual_add(x.data(), P.tmp.data(), R * D);
 }
 
@@ -134,23 +136,23 @@ void layer_backward(Pass& P, Acts& a, std::vector<float>& dx, Weights& g) {
 
     // x_out = x_mid + w2 act,  act = swiglu(w1 xn2, w3 xn2),  xn2 = rmsnorm(x_mid)
     zero(P.dact, R * H);
-    matmul_backward_x(P.dact.data(), dx.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
-    matmul_backward_w(g.w2.data() + (size_t)l * D * H, dx.data(), a.act.data(), rows, H, D);
+    matmul_backward_x_blocked(P.dact.data(), dx.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
+    matmul_backward_w_blocked(g.w2.data() + (size_t)l * D * H, dx.data(), a.act.data(), rows, H, D);
     zero(P.dgate, R * H);
     zero(P.dup, R * H);
     swiglu_backward(P.dgate.data(), P.dup.data(), P.dact.data(), a.gate.data(), a.up.data(), R * H);
     zero(P.dxn, R * D);
-    matmul_backward_x(P.dxn.data(), P.dgate.data(), w.w1.data() + (size_t)l * H * D, rows, D, H);
-    matmul_backward_w(g.w1.data() + (size_t)l * H * D, P.dgate.data(), a.xn2.data(), rows, D, H);
-    matmul_backward_x(P.dxn.data(), P.dup.data(), w.w3.data() + (size_t)l * H * D, rows, D, H);
-    matmul_backward_w(g.w3.data() + (size_t)l * H * D, P.dup.data(), a.xn2.data(), rows, D, H);
+    matmul_backward_x_blocked(P.dxn.data(), P.dgate.data(), w.w1.data() + (size_t)l * H * D, rows, D, H);
+    matmul_backward_w_blocked(g.w1.data() + (size_t)l * H * D, P.dgate.data(), a.xn2.data(), rows, D, H);
+    matmul_backward_x_blocked(P.dxn.data(), P.dup.data(), w.w3.data() + (size_t)l * H * D, rows, D, H);
+    matmul_backward_w_blocked(g.w3.data() + (size_t)l * H * D, P.dup.data(), a.xn2.data(), rows, D, H);
     rmsnorm_backward(dx.data(), g.rms_ffn.data() + (size_t)l * D, P.dxn.data(), a.x_mid.data(),
                      w.rms_ffn.data() + (size_t)l * D, rows, D, c.norm_eps);  // dx is now d x_mid
 
     // x_mid = x_in + wo att,  att = attention(q, source K/V),  q = rope(wq xn1)
     zero(P.datt, R * QD);
-    matmul_backward_x(P.datt.data(), dx.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);
-    matmul_backward_w(g.wo.data() + (size_t)l * D * QD, dx.data(), a.att.data(), rows, QD, D);
+    matmul_backward_x_blocked(P.datt.data(), dx.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);
+    matmul_backward_w_blocked(g.wo.data() + (size_t)l * D * QD, dx.data(), a.att.data(), rows, QD, D);
     zero(P.dq, R * QD);
     KV& src = *a.read;
     for (int b = 0; b < P.batch; b++) {
@@ -162,15 +164,15 @@ void layer_backward(Pass& P, Acts& a, std::vector<float>& dx, Weights& g) {
     }
     rope_backward(P.dq.data(), P.positions.data(), rows, c.n_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
     zero(P.dxn, R * D);
-    matmul_backward_x(P.dxn.data(), P.dq.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
-    matmul_backward_w(g.wq.data() + (size_t)l * QD * D, P.dq.data(), a.xn1.data(), rows, D, QD);
+    matmul_backward_x_blocked(P.dxn.data(), P.dq.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
+    matmul_backward_w_blocked(g.wq.data() + (size_t)l * QD * D, P.dq.data(), a.xn1.data(), rows, D, QD);
     if (a.made) {  // every reader of this K/V has run its backward: its gradient is complete
         KV& kv = *a.made;
         rope_backward(kv.dk.data(), P.positions.data(), rows, c.n_kv_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
-        matmul_backward_x(P.dxn.data(), kv.dk.data(), w.wk.data() + (size_t)slot * KD * D, rows, D, KD);
-        matmul_backward_w(g.wk.data() + (size_t)slot * KD * D, kv.dk.data(), a.xn1.data(), rows, D, KD);
-        matmul_backward_x(P.dxn.data(), kv.dv.data(), w.wv.data() + (size_t)slot * KD * D, rows, D, KD);
-        matmul_backward_w(g.wv.data() + (size_t)slot * KD * D, kv.dv.data(), a.xn1.data(), rows, D, KD);
+        matmul_backward_x_blocked(P.dxn.data(), kv.dk.data(), w.wk.data() + (size_t)slot * KD * D, rows, D, KD);
+        matmul_backward_w_blocked(g.wk.data() + (size_t)slot * KD * D, kv.dk.data(), a.xn1.data(), rows, D, KD);
+        matmul_backward_x_blocked(P.dxn.data(), kv.dv.data(), w.wv.data() + (size_t)slot * KD * D, rows, D, KD);
+        matmul_backward_w_blocked(g.wv.data() + (size_t)slot * KD * D, kv.dv.data(), a.xn1.data(), rows, D, KD);
     }
     rmsnorm_backward(dx.data(), g.rms_att.data() + (size_t)l * D, P.dxn.data(), a.x_in.data(),
                      w.rms_att.data() + (size_t)l * D, rows, D, c.norm_eps);  // dx is now d x_in
@@ -251,7 +253,7 @@ double run(const Model& m, const int* tokens, int batch, int n, const TrainItera
     // final norm, classifier, loss
     std::vector<float> hn(RD), logits((size_t)rows * V);
     rmsnorm(hn.data(), x.data(), m.weights.rms_final.data(), rows, D, c.norm_eps);
-    matmul(logits.data(), hn.data(), m.classifier(), rows, D, V);
+    matmul_blocked(logits.data(), hn.data(), m.classifier(), rows, D, V);
     const double loss = softmax_cross_entropy(logits.data(), targets.data(), rows, V);
     if (!grad) return loss;
 
@@ -259,8 +261,8 @@ double run(const Model& m, const int* tokens, int batch, int n, const TrainItera
     std::vector<float> dlogits((size_t)rows * V, 0.0f), dhn(RD, 0.0f), dx(RD, 0.0f);
     softmax_cross_entropy_backward(dlogits.data(), logits.data(), targets.data(), rows, V);
     float* dcls = c.shared_classifier ? g.token_embedding.data() : g.wcls.data();
-    matmul_backward_x(dhn.data(), dlogits.data(), m.classifier(), rows, D, V);
-    matmul_backward_w(dcls, dlogits.data(), hn.data(), rows, D, V);
+    matmul_backward_x_blocked(dhn.data(), dlogits.data(), m.classifier(), rows, D, V);
+    matmul_backward_w_blocked(dcls, dlogits.data(), hn.data(), rows, D, V);
     rmsnorm_backward(dx.data(), g.rms_final.data(), dhn.data(), x.data(), m.weights.rms_final.data(), rows, D, c.norm_eps);
 
     for (size_t si = segments.size(); si-- > 0;) {

@@ -51,6 +51,8 @@ expect_error "bad number"           "not a number"      -- "$BIN" generate "$T/m
 expect_error "bad integer"          "not an integer"    -- "$BIN" generate "$T/m.kvs" -n 12x
 expect_error "bad prefill"          "unknown mode"      -- "$BIN" generate "$T/m.kvs" --prefill fast
 expect_error "bad iterations"       "1..1048576"            -- "$BIN" generate "$T/m.kvs" --prefill iterations:0
+expect_error "bad upward rule"      "paper, authors"    -- "$BIN" generate "$T/lckv.kvs" --upward-rule both
+expect_error "eval bad upward rule" "paper, authors"    -- "$BIN" eval "$T/lckv.kvs" --probes 1 --upward-rule Authors
 expect_error "bad device"           "unknown device"    -- "$BIN" generate "$T/m.kvs" --device tpu
 expect_error "bad batch"            "batch"             -- "$BIN" generate "$T/m.kvs" --batch 0
 expect_error "bad temperature"      "-t must be 0..100"       -- "$BIN" generate "$T/m.kvs" -t -1
@@ -89,6 +91,10 @@ expect_error "plans no model"       "MODEL"             -- "$BIN" bench plans
 expect_error "plans model and preset" "not both"        -- "$BIN" bench plans "$T/m.kvs" --preset tiny
 expect_error "plans needs standard" "K/V weights" -- "$BIN" bench plans "$T/lckv.kvs" --plans standard --prompt 8 -n 8
 expect_error "prefill bad iterations" "1..1024"      -- "$BIN" bench prefill --preset tiny --iterations "1 0"
+expect_error "gemm bad model"        "unknown preset"    -- "$BIN" bench gemm --models "tiny gpt5"
+expect_error "gemm zero rows"        "1..65536"          -- "$BIN" bench gemm --rows "0 16"
+expect_error "gemm bad product"      "unknown product"   -- "$BIN" bench gemm --products "forward dq"
+expect_error "gemm extra argument"   "unexpected"        -- "$BIN" bench gemm tiny
 expect_error "prefill word iterations" "not an integer" -- "$BIN" bench prefill --preset tiny --iterations "1 two"
 expect_error "prefill no iterations" "empty"            -- "$BIN" bench prefill --preset tiny --iterations ""
 expect_error "prefill takes no -n"  "unknown option"    -- "$BIN" bench prefill --preset tiny -n 8

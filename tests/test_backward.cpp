@@ -12,6 +12,7 @@
 // accurate to ~1e-7 relative, and the float analytic gradient is checked against them.
 #include <catch2/catch.hpp>
 #include "reference/backward.h"
+#include "reference/matmul_blocked.h"
 #include "reference/ops.h"
 #include "reference/train_model.h"
 #include "tests/helpers.h"
@@ -83,11 +84,19 @@ TEST_CASE("matmul backward: dx and dw accumulate dout @ w and dout^T @ x", "[bac
         return weighted_sum(out, R);
     };
     const std::vector<float> px = random_vector(x.size(), seed + 3), pw = random_vector(w.size(), seed + 4);
+    const std::vector<double> fdx = finite_diff(x, loss, 0.5f), fdw = finite_diff(w, loss, 0.5f);
     std::vector<float> dx = px, dw = pw;
     matmul_backward_x(dx.data(), R.data(), w.data(), n, k, d);
     matmul_backward_w(dw.data(), R.data(), x.data(), n, k, d);
-    check_grad("dx", dx, px, finite_diff(x, loss, 0.5f), 1e-5);
-    check_grad("dw", dw, pw, finite_diff(w, loss, 0.5f), 1e-5);
+    check_grad("dx", dx, px, fdx, 1e-5);
+    check_grad("dw", dw, pw, fdw, 1e-5);
+    // version 2 (reference/matmul_blocked.h), which training uses
+    dx = px;
+    dw = pw;
+    matmul_backward_x_blocked(dx.data(), R.data(), w.data(), n, k, d);
+    matmul_backward_w_blocked(dw.data(), R.data(), x.data(), n, k, d);
+    check_grad("dx blocked", dx, px, fdx, 1e-5);
+    check_grad("dw blocked", dw, pw, fdw, 1e-5);
 }
 
 TEST_CASE("rmsnorm backward: dx with the scale's own derivative, and dweight", "[backward]") {

@@ -7,6 +7,7 @@
 #ifdef KVSHARE_CUDA
 #include <catch2/catch.hpp>
 #include "cuda/decode_check.h"
+#include "cuda/decode_kernels.h"
 #include "reference/ops.h"
 #include "src/model/backend.h"
 #include "src/text/sampler.h"
@@ -147,20 +148,21 @@ TEST_CASE("cuda decode attention at the counter: chunks past the position are sk
     // the shape of the heap overflow chunks below 32 keys once caused in the other split kernel
     // (40 query heads of 256 on one KV head, position 2999 of 3000: 40 KB of queries, so the
     // chunk shrinks to 32 keys), and one whose 32-key chunks need 72 KB, over the 48 KB a block
-    // gets without opting in (64 query heads of 256)
+    // gets without opting in (64 query heads of 256); positions 1 and 33 for the zero row's edges
     const Shape shapes[] = {{1, 0, 4, 4, 2, 16},      {3, 5, 9, 4, 2, 18},         {2, 100, 300, 8, 2, 64},
                             {1, 299, 300, 4, 1, 128}, {2, 40, 1000, 6, 3, 48},     {1, 70, 90, 5, 5, 256},
-                            {1, 2999, 3000, 40, 1, 256}, {1, 100, 128, 64, 1, 256}};
+                            {1, 2999, 3000, 40, 1, 256}, {1, 100, 128, 64, 1, 256}, {2, 1, 40, 4, 2, 32},
+                            {1, 33, 40, 4, 2, 32}};
     uint64_t seed = 13000;
     for (const Shape& s : shapes)
-        for (bool strict : {false, true}) {
+        for (int mask : {0, 1, kDecodeZeroRow}) {  // causal, strict, the authors' zero row
             seed += 3;
-            CAPTURE(seed, s.batch, s.pos, s.context, s.n_heads, s.n_kv_heads, s.hs, strict);
+            CAPTURE(seed, s.batch, s.pos, s.context, s.n_heads, s.n_kv_heads, s.hs, mask);
             const int q_dim = s.n_heads * s.hs, kv_dim = s.n_kv_heads * s.hs;
             const std::vector<float> q = random_vector((size_t)s.batch * q_dim, seed);
             std::vector<float> k = random_vector((size_t)s.batch * s.context * kv_dim, seed + 1);
             std::vector<float> v = random_vector((size_t)s.batch * s.context * kv_dim, seed + 2);
-            const int readable = s.pos + (strict ? 0 : 1);
+            const int readable = mask == kDecodeZeroRow ? std::max(s.pos - 1, 0) : s.pos + (mask ? 0 : 1);
             for (int b = 0; b < s.batch; b++)  // NaN where no query may look
                 for (int p = readable; p < s.context; p++)
                     for (int i = 0; i < kv_dim; i++) {
@@ -168,14 +170,17 @@ TEST_CASE("cuda decode attention at the counter: chunks past the position are sk
                         v[((size_t)b * s.context + p) * kv_dim + i] = NaN;
                     }
             std::vector<float> want(q.size());
-            for (int b = 0; b < s.batch; b++)
-                attention(want.data() + (size_t)b * q_dim, q.data() + (size_t)b * q_dim,
-                          k.data() + (size_t)b * s.context * kv_dim, v.data() + (size_t)b * s.context * kv_dim, 1, s.pos,
-                          strict, s.n_heads, s.n_kv_heads, s.hs);
+            for (int b = 0; b < s.batch; b++) {
+                float* out = want.data() + (size_t)b * q_dim;
+                const float* qb = q.data() + (size_t)b * q_dim;
+                const float *kb = k.data() + (size_t)b * s.context * kv_dim, *vb = v.data() + (size_t)b * s.context * kv_dim;
+                if (mask == kDecodeZeroRow) attention_zero_row(out, qb, kb, vb, s.pos, s.n_heads, s.n_kv_heads, s.hs);
+                else attention(out, qb, kb, vb, 1, s.pos, mask == 1, s.n_heads, s.n_kv_heads, s.hs);
+            }
             const std::vector<float> got =
-                check_attention_decode_counter(q, k, v, s.batch, s.pos, s.context, strict, s.n_heads, s.n_kv_heads, s.hs);
+                check_attention_decode_counter(q, k, v, s.batch, s.pos, s.context, mask, s.n_heads, s.n_kv_heads, s.hs);
             expect_close(got, want, ATTENTION_BOUND);
-            if (strict && s.pos == 0)
+            if ((mask == 1 && s.pos == 0) || (mask == kDecodeZeroRow && s.pos <= 1))
                 for (float o : got) CHECK(o == 0.0f);
         }
 }

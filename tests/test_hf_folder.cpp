@@ -348,6 +348,11 @@ TEST_CASE("export: a folder that loads back bit for bit in F32, and rounded in B
             const bool lckv = plan != "standard";
             CHECK(config.find("model_type")->text == (lckv ? "lckv-llama" : "llama"));
             CHECK((config.find("layer_types") != nullptr) == lckv);
+            // what AutoTokenizer and generate() read: the tokenizer class, BOS and EOS
+            CHECK(config.find("tokenizer_class")->text == "LlamaTokenizer");
+            const Json generation = parse_json(read_bytes(dir + "/generation_config.json"), "generation_config");
+            CHECK(generation.find("bos_token_id")->text == "1");
+            CHECK(generation.find("eos_token_id")->text == "2");
             Model r = load_model(dir);
             CHECK(r.plan.source == m.plan.source);
             CHECK(r.plan.diag_all == m.plan.diag_all);
@@ -392,7 +397,7 @@ TEST_CASE("export writes all or nothing", "[hf]") {
         CHECK(e.path().filename().string().find(".tmp-") == std::string::npos);
         files++;
     }
-    CHECK(files == 3);
+    CHECK(files == 4);
     write_bytes(temp, "a file where the temporary folder would go");
     fs::remove_all(dir);
     CHECK_THROWS_WITH(save_hf_folder(dir, m, DType::F32, "tok"), Catch::Contains("cannot create folder"));
@@ -473,7 +478,9 @@ TEST_CASE("bad folders and configs give one clear error each", "[hf]") {
     write_bytes(dir + "/config.json", config_json(m.config, "lckv-llama", ",\n  \"layer_types\": \"0_1_1\""));
     expect("names 3 layers");
     write_bytes(dir + "/config.json", config_json(m.config, "lckv-llama", ",\n  \"layer_types\": \"1_0\""));
-    expect("cycle");
+    expect("layer 0 reads layer 1, which reads layer 0. In the LCKV authors' code layer 1 then computes K/V of its own");
+    write_bytes(dir + "/config.json", config_json(m.config, "lckv-llama", ",\n  \"layer_types\": \"2_0\""));
+    expect("reads layer 2, but the model has layers 0..1");
     std::string huge = good;
     huge.replace(huge.find("\"hidden_size\": 48"), 17, "\"hidden_size\": 4800000000");
     write_bytes(dir + "/config.json", huge);

@@ -65,14 +65,64 @@ TEST_CASE("Llama 2's tokenizer.model reads as llama2.c's tokenizer.bin export of
     CHECK(sp.pieces[29871] == " ");  // "▁" alone
     CHECK(sp.encode("I believe the meaning of life is", true, false) ==
           std::vector<int>{1, 306, 4658, 278, 6593, 310, 2834, 338});
+    // the same encoder, once text that spells <s> is read as text (below: as Hugging Face reads it)
+    Tokenizer sp_text = sp;
+    sp_text.specials.clear();
+    sp_text.build_index();
     for (const std::string& s : kCorpus) {
         INFO("text: " << s);
-        CHECK(sp.encode(s, true, false) == bin.encode(s, true, false));
+        CHECK(sp_text.encode(s, true, false) == bin.encode(s, true, false));
     }
     // load_tokenizer_file tells the two formats apart by their bytes
     CHECK(load_tokenizer_file(kModel, 32000).pieces == bin.pieces);
     CHECK(load_tokenizer_file(kBin, 32000).pieces == bin.pieces);
     CHECK_THROWS_WITH(load_tokenizer_file(kModel, 32001), Catch::Contains("32000 pieces") && Catch::Contains("32001"));
+}
+
+TEST_CASE("a tokenizer.model reads <s>, </s> and <unk> in the text as Hugging Face does", "[sentencepiece]") {
+    // Worked by hand on a small model: pieces 0 <unk>, 1 BOS, 2 EOS, 3..258 the bytes, then
+    // 259 " the", 260 "ab", 261 " ", 262 "é". The text is cut at each special text, and each
+    // part gets its own dummy-prefix space: "a" is " " + byte 'a' = 261, 100.
+    Tokenizer t = Tokenizer::bytes();
+    for (const char* piece : {" the", "ab", " ", "\xC3\xA9"}) {
+        t.pieces.push_back(piece);
+        t.scores.push_back(-1.0f);
+    }
+    t.build_index();
+    const Tokenizer sp = parse_sentencepiece(sentencepiece_model_bytes(t), "written");
+    CHECK(sp.specials.size() == 3);  // <unk>, <s>, </s>
+    CHECK(t.specials.empty());  // llama2.c's rule: text is text
+    using Ids = std::vector<int>;
+    CHECK(sp.encode("a<s>b", true, false) == Ids{1, 261, 100, 1, 261, 101});
+    CHECK(sp.encode("</s>", true, false) == Ids{1, 2});
+    CHECK(sp.encode("<unk>", false, true) == Ids{0, 2});
+    CHECK(sp.encode(" <s>", true, false) == Ids{1, 261, 261, 1});
+    CHECK(sp.encode("<s><s", true, false) == Ids{1, 1, 261, '<' + 3, 's' + 3});
+    CHECK(t.encode("<s>", true, false) == Ids{1, 261, '<' + 3, 's' + 3, '>' + 3});
+    CHECK(sp.encode("a the", true, false) == t.encode("a the", true, false));  // no special text: as before
+
+    // Llama 2's tokenizer.model: the ids transformers 4.45.2 gives (LlamaTokenizer and
+    // LlamaTokenizerFast agree), e.g. LlamaTokenizer.from_pretrained(folder)("a<s>b").input_ids
+    if (!have_llama2_files()) {
+        WARN("SKIPPED: " << kModel << " is absent, so the Llama 2 ids are not checked");
+        return;
+    }
+    const Tokenizer llama = load_sentencepiece(kModel);
+    const std::vector<std::pair<std::string, Ids>> hf = {
+        {"<s>", {1, 1}},
+        {"a<s>b", {1, 263, 1, 289}},
+        {"Hello <s> world", {1, 15043, 29871, 1, 29871, 3186}},
+        {"x</s>y", {1, 921, 2, 343}},
+        {"a <unk> b", {1, 263, 29871, 0, 29871, 289}},
+        {"Hi</s> <s>Bye", {1, 6324, 2, 259, 1, 2648, 29872}},
+        {"  <s>  x", {1, 1678, 1, 259, 921}},
+        {"<s>\n</s>", {1, 1, 29871, 13, 2}},
+        {"<S> < s> <s", {1, 529, 29903, 29958, 529, 269, 29958, 529, 29879}},
+    };
+    for (const auto& [text, ids] : hf) {
+        INFO("text: " << text);
+        CHECK(llama.encode(text, true, false) == ids);
+    }
 }
 
 TEST_CASE("the tokenizer.model writer's output reads back as the tokenizer it came from", "[sentencepiece]") {
@@ -87,7 +137,10 @@ TEST_CASE("the tokenizer.model writer's output reads back as the tokenizer it ca
     const Tokenizer r = parse_sentencepiece(bytes, "written");
     CHECK(r.pieces == t.pieces);
     CHECK(r.scores == t.scores);
-    for (const std::string& s : kCorpus) CHECK(r.encode(s, true, true) == t.encode(s, true, true));
+    Tokenizer r_text = r;  // text spelling <s> is text here; the case above checks it as a token
+    r_text.specials.clear();
+    r_text.build_index();
+    for (const std::string& s : kCorpus) CHECK(r_text.encode(s, true, true) == t.encode(s, true, true));
     // the piece " the" is stored with SentencePiece's visible space
     CHECK(bytes.find("\xE2\x96\x81the") != std::string::npos);
     if (have_llama2_files()) {

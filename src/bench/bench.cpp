@@ -5,10 +5,12 @@
 //   throughput the largest batch each plan fits in a memory budget, and its tokens/s (src/bench/throughput.cpp)
 //   plans     prefill/decode tokens/s and decode GB/s per plan and device (src/bench/plans.cpp)
 //   prefill   prefill time per plan: token by token, one pass, T iterations (src/bench/plans.cpp)
+//   gemm      the CPU products against OpenBLAS at model shapes (src/bench/gemm.cpp)
 #include "src/commands/args.h"
 #include "src/formats/checkpoint.h"
 #include "src/model/backend.h"
 #include "src/bench/common.h"
+#include "src/bench/gemm.h"
 #include "src/model/memory.h"
 #include "src/bench/plans.h"
 #include "src/commands/commands.h"
@@ -162,6 +164,7 @@ int cmd_bench(int argc, char** argv) {
     if (what == "throughput") return bench_throughput(argc - 2, argv + 2);
     if (what == "plans") return bench_plans(argc - 2, argv + 2);
     if (what == "prefill") return bench_prefill(argc - 2, argv + 2);
+    if (what == "gemm") return bench_gemm(argc - 2, argv + 2);
     if (what == "kernels") {
 #ifdef KVSHARE_KERNEL_BENCH
         return bench_kernels(argc - 2, argv + 2);
@@ -170,8 +173,8 @@ int cmd_bench(int argc, char** argv) {
 #endif
     }
     if (what == "--help" || what == "-h") {
-        std::printf("usage: kvshare bench decode|converge|throughput|plans|prefill|kernels [options]   (each takes --help)\n");
+        std::printf("usage: kvshare bench decode|converge|throughput|plans|prefill|gemm|kernels [options]   (each takes --help)\n");
         return 0;
     }
-    fail("kvshare bench: say what to measure: decode, converge, throughput, plans, prefill or kernels (see kvshare bench --help)");
+    fail("kvshare bench: say what to measure: decode, converge, throughput, plans, prefill, gemm or kernels (see kvshare bench --help)");
 }

@@ -51,7 +51,7 @@ struct CopyCeiling {
 };
 CopyCeiling cpu_copy_ceiling(size_t bytes, int runs);
 
-// The CPU's GEMM ceiling: the reference matmul (what the CPU forward runs) at
+// The CPU's GEMM ceiling: the blocked matmul (what the CPU forward runs) at
 // n = k = d = `size` on all OpenMP threads, GFLOP/s of the median of `runs` after one
 // warm-up. Decode at a large batch is bound by this, not by memory.
 double cpu_gemm_gflops(int size, int runs);

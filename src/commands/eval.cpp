@@ -88,10 +88,12 @@ RecallResult recall_accuracy(Backend& be, const Model& m, const Tokenizer& tok, 
 }
 
 int cmd_eval(int argc, char** argv) {
-    Args a = parse_args(argc, argv, 2, "kvshare eval", {"-z", "--data", "--plan", "--device", "--prefill", "--context", "--probes"}, {"--per-line"});
+    Args a = parse_args(argc, argv, 2, "kvshare eval", {"-z", "--data", "--plan", "--device", "--prefill", "--upward-rule", "--context", "--probes"},
+                        {"--per-line"});
     if (a.has("--help")) {
         std::printf("usage: kvshare eval MODEL [-z TOKENIZER] --data FILE [--plan PLAN] [--device cpu|cuda]\n"
-                    "                   [--prefill MODE] [--context N] [--per-line] [--probes N]\n"
+                    "                   [--prefill MODE] [--upward-rule paper|authors] [--context N] [--per-line]\n"
+                    "                   [--probes N]\n"
                     "Mean next-token loss (nats) and perplexity over FILE, read in non-overlapping windows of\n"
                     "N tokens (1..the model's max_seq_len, the default), each starting a fresh sequence.\n"
                     "--per-line encodes every non-empty line as its own document with BOS, as\n"
@@ -99,7 +101,7 @@ int cmd_eval(int argc, char** argv) {
                     "--probes N (1..2147483647) also (or, without --data, only) runs N recall probes from the\n"
                     "story generator: a story prefix whose next word is a name or object mentioned earlier;\n"
                     "greedy decoding must produce it. Probes are made one at a time; a long run reports its\n"
-                    "progress on stderr every 10 seconds.\n");
+                    "progress on stderr every 10 seconds. --upward-rule: as kvshare generate --help says.\n");
         return 0;
     }
     const std::string path = a.need_model(0);
@@ -110,7 +112,9 @@ int cmd_eval(int argc, char** argv) {
     const std::string tok_path = a.input_file("-z");
     const Device device = parse_device(a.get("--device", "cpu"));
     if (a.has("--prefill")) parse_prefill(a.get("--prefill"));  // its errors before the model is loaded
+    const UpwardRule rule = parse_upward_rule(a.get("--upward-rule", "paper"));
     Model m = load_model(path, a.get("--plan"));
+    m.plan.upward_rule = rule;
     const PrefillOptions prefill = parse_prefill(a.get("--prefill"), m);
     Tokenizer tok = tokenizer_for(tok_path, m);
     const int context = a.get_int("--context", m.config.max_seq_len, 1, m.config.max_seq_len);

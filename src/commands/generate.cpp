@@ -23,7 +23,7 @@ std::vector<int> encode_prompt(const Tokenizer& tok, const std::string& text) {
 
 int cmd_generate(int argc, char** argv) {
     Args a = parse_args(argc, argv, 2, "kvshare generate",
-                        {"-z", "-i", "-n", "-t", "-p", "-s", "--plan", "--prefill", "--batch", "--device"}, {});
+                        {"-z", "-i", "-n", "-t", "-p", "-s", "--plan", "--prefill", "--upward-rule", "--batch", "--device"}, {});
     if (a.has("--help")) {
         std::printf(
             "usage: kvshare generate MODEL [options]\n"
@@ -38,6 +38,9 @@ int cmd_generate(int argc, char** argv) {
             "  -s SEED         random seed, any 32-bit integer (default: time)\n"
             "  --plan PLAN     sharing plan applied at load (default: the model's own)\n"
             "  --prefill MODE  parallel (default), sequential, iterations:N (N 1..1048576)\n"
+            "  --upward-rule R paper (default) or authors: how a layer reading an upper layer attends in a\n"
+            "                  one-token step; authors reproduces the LCKV authors' code (a zero K/V row, then\n"
+            "                  positions 0..p-2; walkthrough chapter 9.9)\n"
             "  --batch B       B sequences from the same prompt, seeds SEED..SEED+B-1: 1..4096 (default 1)\n"
             "  --device D      cpu (default) or cuda\n"
             "A prompt starts with BOS when the model asks for it (add_bos); generation stops at the model's\n"
@@ -56,7 +59,9 @@ int cmd_generate(int argc, char** argv) {
     int steps = a.get_int("-n", 256, 0, 1 << 20);
     const Device device = parse_device(a.get("--device", "cpu"));
     if (a.has("--prefill")) parse_prefill(a.get("--prefill"));  // its errors before the model is loaded
+    const UpwardRule rule = parse_upward_rule(a.get("--upward-rule", "paper"));
     Model m = load_model(path, a.get("--plan"));
+    m.plan.upward_rule = rule;
     Tokenizer tok = tokenizer_for(tok_path, m);
     if (steps == 0 || steps > m.config.max_seq_len) steps = m.config.max_seq_len;
     const PrefillOptions prefill = parse_prefill(a.get("--prefill"), m);

@@ -1,5 +1,6 @@
 #include "src/formats/hf_config.h"
 #include "src/util.h"
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -81,16 +82,28 @@ Plan plan_from_layer_types(const std::string& layer_types, int n_layers, bool di
             fail(source + ": layer_types '" + layer_types + "' asks for sliding-window attention ('" + p + "'); kvshare does not implement it");
         source_map.push_back(parse_int(p, source + ": layer_types entry"));
     }
+    // A chain (layer i reads j, and j reads k != j; a cycle is one too) means something else
+    // in the authors' code than in a kvshare map: there a layer computes K/V whenever another
+    // layer reads it, so j computes K/V for i while attending to k's (models/utils.py,
+    // LayerType.computes_kv). kvshare's K/V layers attend to their own K/V (make_plan resolves
+    // i -> j -> k to i -> k, another model), so it refuses rather than run a different model.
+    const bool in_range = std::all_of(source_map.begin(), source_map.end(), [&](int j) { return j >= 0 && j < n_layers; });
+    for (int i = 0; i < n_layers && in_range; i++) {  // (make_plan reports an index out of range)
+        const int j = source_map[i];
+        if (source_map[j] == j) continue;
+        const std::string li = "layer " + std::to_string(i), lj = "layer " + std::to_string(j),
+                          lk = "layer " + std::to_string(source_map[j]);
+        fail(source + ": layer_types '" + layer_types + "': " + li + " reads " + lj + ", which reads " + lk +
+             ". In the LCKV authors' code " + lj + " then computes K/V of its own for " + li + " to read, while " + lj +
+             " itself attends to " + lk + "'s; kvshare's K/V layers attend to their own K/V, so it cannot run this model "
+             "(resolving the chain, " + li + " reading " + lk + "'s K/V, would be a different model)");
+    }
     Plan plan;
     try {
         plan = make_plan(source_map, diag_all, "lckv layer_types");
     } catch (const std::runtime_error& e) {
         fail(source + ": layer_types '" + layer_types + "': " + e.what());
     }
-    for (int i = 0; i < n_layers; i++)
-        if (plan.source[i] != source_map[i])  // LCKV's own check: a layer reads a layer that reads itself
-            fail(source + ": layer_types '" + layer_types + "': layer " + std::to_string(i) + " reads layer " +
-                 std::to_string(source_map[i]) + ", which reads another layer");
     return plan;
 }
 
@@ -185,6 +198,9 @@ Json hf_config_json(const Model& m, const std::string& torch_dtype) {
     j.set("mlp_bias", Json::of(false));
     j.set("bos_token_id", Json::of(1));
     j.set("eos_token_id", Json::of(2));
+    // what AutoTokenizer opens tokenizer.model with: without it, it looks the tokenizer up by
+    // config class, and the authors' LCKVLlamaConfig has none
+    j.set("tokenizer_class", Json::of("LlamaTokenizer"));
     j.set("torch_dtype", Json::of(torch_dtype));
     if (lckv) {
         j.set("layer_types", Json::of(lckv_layer_types(m.plan)));
@@ -193,5 +209,12 @@ Json hf_config_json(const Model& m, const std::string& torch_dtype) {
         j.set("force_nodiag", Json::of(m.plan.diag_all));
         j.set("use_sequential", Json::of(m.sequential_prefill));
     }
+    return j;
+}
+
+Json hf_generation_config_json() {
+    Json j = Json::object();
+    j.set("bos_token_id", Json::of(1));
+    j.set("eos_token_id", Json::of(2));
     return j;
 }

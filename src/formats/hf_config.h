@@ -2,7 +2,9 @@
 // into kvshare's Config, sharing plan and prefill defaults, and written back for export.
 //
 // LCKV's layer_types "0_20_20_..._21": entry i is the layer whose K/V layer i reads, which is
-// kvshare's source map; an "s" suffix (sliding-window attention) is rejected. force_nodiag is
+// kvshare's source map; an "s" suffix (sliding-window attention) is rejected, and so is a chain
+// (i reads j, which reads another layer), which the authors' code computes differently
+// (walkthrough 9.5). force_nodiag is
 // diag=all; forward_passes + backward_passes is the default prefill iteration count T;
 // use_sequential prefills token by token.
 //
@@ -30,6 +32,10 @@ HfConfig parse_hf_config(const Json& json, const std::string& source);
 // with layer_types, forward_passes, backward_passes, force_nodiag and use_sequential.
 // torch_dtype names the dtype the weights are stored in ("float32" or "bfloat16").
 Json hf_config_json(const Model& m, const std::string& torch_dtype);
+
+// generation_config.json: BOS 1 and EOS 2, which generate() stops at (kvshare's tokenizers and
+// SentencePiece's Llama layout).
+Json hf_generation_config_json();
 
 // A plan as LCKV's layer_types string ("0_0_2_2"), and back.
 std::string lckv_layer_types(const Plan& plan);

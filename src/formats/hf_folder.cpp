@@ -230,13 +230,16 @@ static void write_all(const std::string& dir, const Model& m, DType dtype, const
     const std::string torch_dtype = dtype == DType::BF16 ? "bfloat16" : "float32";
     OutputFile weights((fs::path(dir) / "model.safetensors").string());
     OutputFile config((fs::path(dir) / "config.json").string());
+    OutputFile generation((fs::path(dir) / "generation_config.json").string());
     std::vector<std::unique_ptr<OutputFile>> tokenizer;
     for (const FolderFile& f : tokenizer_files) tokenizer.push_back(std::make_unique<OutputFile>((fs::path(dir) / f.name).string()));
     write_safetensors(weights, out, dtype, Json::object().set("format", Json::of("pt")));
     config.write(to_json(hf_config_json(m, torch_dtype)));
+    generation.write(to_json(hf_generation_config_json()));
     for (size_t i = 0; i < tokenizer_files.size(); i++) tokenizer[i]->write(tokenizer_files[i].bytes);
     weights.commit();  // all are written; only renames are left
     config.commit();
+    generation.commit();
     for (auto& t : tokenizer) t->commit();
 }
 

@@ -34,6 +34,9 @@ Config preset_config(const std::string& name) {
     } else if (name == "stories110M") {
         c.dim = 768; c.hidden_dim = 2048; c.n_layers = 12; c.n_heads = 12; c.n_kv_heads = 12;
         c.vocab_size = 32000; c.max_seq_len = 1024;
+    } else if (name == "smollm2-135m") {  // SmolLM2-135M's shape (Hugging Face config.json)
+        c.dim = 576; c.hidden_dim = 1536; c.n_layers = 30; c.n_heads = 9; c.n_kv_heads = 3;
+        c.vocab_size = 49152; c.max_seq_len = 2048; c.rope_theta = 100000.0f;
     } else if (name == "tinyllama") {  // TinyLlama-1.1B shape
         c.dim = 2048; c.hidden_dim = 5632; c.n_layers = 22; c.n_heads = 32; c.n_kv_heads = 4;
         c.vocab_size = 32000; c.max_seq_len = 2048;
@@ -44,4 +47,4 @@ Config preset_config(const std::string& name) {
     return c;
 }
 
-std::string preset_names() { return "tiny, demo, stories15M, stories110M, tinyllama"; }
+std::string preset_names() { return "tiny, demo, stories15M, stories110M, smollm2-135m, tinyllama"; }

@@ -52,6 +52,12 @@ Plan make_plan(std::vector<int> source, bool diag_all, const std::string& name) 
     return p;
 }
 
+UpwardRule parse_upward_rule(const std::string& name) {
+    if (name == "paper") return UpwardRule::Paper;
+    if (name == "authors") return UpwardRule::Authors;
+    fail("--upward-rule: unknown rule '" + name + "' (paper, authors)");
+}
+
 std::string Plan::map_string() const {
     std::string s;
     for (size_t i = 0; i < source.size(); i++) s += (i ? "," : "") + std::to_string(source[i]);

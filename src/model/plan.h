@@ -9,10 +9,22 @@ struct Block {
     int first, last;
 };
 
+// How a layer that reads an upper layer's K/V attends in a one-token step (a decode step, or
+// token-by-token prefill), where the upper layer has not run for the new position yet:
+//   Paper    source positions 0 .. p-1, as LCKV's paper and the authors' training forward
+//            (and every parallel prefill) compute it
+//   Authors  a row of zeros, then source positions 0 .. p-2: what the LCKV authors' code
+//            computes in that step (reference/ops.h attention_zero_row, walkthrough 9.9)
+enum class UpwardRule { Paper, Authors };
+
+// "paper" or "authors" (--upward-rule).
+UpwardRule parse_upward_rule(const std::string& name);
+
 struct Plan {
     std::string name;            // as the user gave it, e.g. "lckv:2" or "0,0,2,2"
     std::vector<int> source;     // (n_layers) layer i attends to the K/V of layer source[i]
     bool diag_all = false;       // mask the diagonal in every layer (original LCKV code)
+    UpwardRule upward_rule = UpwardRule::Paper;  // a run option (--upward-rule), not part of spec()
 
     // derived by make_plan()
     std::vector<int> kv_layers;  // layers that own W_K, W_V and a cache slot, ascending
@@ -24,6 +36,8 @@ struct Plan {
     bool owns_kv(int layer) const { return source[layer] == layer; }
     // Strict mask (s < p) for upward sources, or everywhere with diag=all; else causal (s <= p).
     bool strict(int layer) const { return diag_all || source[layer] > layer; }
+    // Whether layer's one-token steps take the authors' zero row (UpwardRule::Authors).
+    bool zero_row_step(int layer) const { return upward_rule == UpwardRule::Authors && source[layer] > layer; }
     bool iterates() const { return !blocks.empty(); }
     std::string map_string() const;  // "0,0,2,2"
     std::string spec() const;        // map_string() plus ",diag=all" when set

@@ -205,7 +205,10 @@ Tokenizer sentencepiece_tokenizer(const std::vector<SentencePiece>& pieces, cons
         if ((id == 0) != (pc.type == kUnknown) || ((id == 1 || id == 2) != (pc.type == kControl) && !extra_control))
             refuse(at + " has type " + std::to_string(pc.type) + " where kvshare expects <unk> at 0 and BOS, EOS at 1, 2");
         if (pc.text.empty()) fail(what + at + " is empty");
-        if (specials && (pc.type == kControl || pc.type == kUserDefined)) t.specials.push_back({pc.text, (int)id});
+        // <unk>, BOS and EOS written in the text are those tokens, as Hugging Face reads text with
+        // a SentencePiece model (LlamaTokenizer); with `specials` (a GGUF vocabulary), every
+        // control and user-defined token too, as llama.cpp does
+        if (id <= 2 || (specials && (pc.type == kControl || pc.type == kUserDefined))) t.specials.push_back({pc.text, (int)id});
         std::string text = id == 1 ? "\n<s>\n" : id == 2 ? "\n</s>\n" : pc.type == kNormal ? replace_all(pc.text, kSpace, " ") : pc.text;
         t.max_token_length = std::max(t.max_token_length, (int)text.size());
         t.pieces.push_back(std::move(text));

@@ -2,7 +2,9 @@
 // ModelProto, read by a small wire-format reader of kvshare's own. It becomes the same
 // Tokenizer that llama2.c's tokenizer.bin export of the model gives (llama2.c's
 // tokenizer.py: every piece's text with U+2581 "▁" as a space, BOS as "\n<s>\n", EOS as
-// "\n</s>\n", the scores as they are), so it encodes exactly as that file does.
+// "\n</s>\n", the scores as they are), so it encodes as that file does, except that "<s>",
+// "</s>" and "<unk>" written in the text are those tokens, as Hugging Face's LlamaTokenizer
+// reads them (they are the Tokenizer's specials).
 //
 //   ModelProto     { repeated SentencePiece pieces = 1; TrainerSpec trainer_spec = 2;
 //                    NormalizerSpec normalizer_spec = 3; ... }

@@ -1,0 +1,224 @@
+// The blocked products (reference/matmul_blocked.h, reference/attention_blocked.h) against
+// version 1 (reference/ops.h, reference/backward.h): the forward and attention to the last
+// bit, the backward within DESIGN.md section 6's GEMM bound, at sizes that are not multiples
+// of the tiles (4 x 4 dot tiles over 8 lanes, 6 x 16 multiply-add tiles, blocks of 64 rows,
+// 256 depth and 32 queries), with one thread and two. Outputs start as NaN (forward) or hold guard values around them (strided, backward),
+// so a value never written, or written outside the output, shows.
+#include <catch2/catch.hpp>
+#include "reference/attention_blocked.h"
+#include "reference/backward.h"
+#include "reference/dot.h"
+#include "reference/matmul_blocked.h"
+#include "reference/ops.h"
+#include "tests/expect_close.h"
+#include "tests/helpers.h"
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <omp.h>
+#include <vector>
+
+namespace {
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// Runs f with OpenMP limited to `threads`, then puts the old limit back.
+template <class F>
+void with_threads(int threads, F f) {
+    const int old = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    f();
+    omp_set_num_threads(old);
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// out (n, d) = x @ w^T in double, to check that the two float versions are not both wrong.
+std::vector<float> matmul_double(const std::vector<float>& x, const std::vector<float>& w, int n, int k, int d) {
+    std::vector<float> out((size_t)n * d);
+    for (int r = 0; r < n; r++)
+        for (int c = 0; c < d; c++) {
+            double s = 0;
+            for (int i = 0; i < k; i++) s += (double)x[(size_t)r * k + i] * w[(size_t)c * k + i];
+            out[(size_t)r * d + c] = (float)s;
+        }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("dot adds 8 lanes in its written order, whatever the length", "[blocked]") {
+    // the lanes by hand: lane j holds the products at i = j, j + 8, ...; then the tree
+    for (int n : {1, 3, 8, 17, 100}) {
+        const std::vector<float> a = random_vector(n, 7 + n), b = random_vector(n, 8 + n);
+        float lane[8] = {};
+        for (int i = 0; i < n; i++) lane[i % 8] = mul_add(a[i], b[i], lane[i % 8]);
+        const float want = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+        INFO("n " << n);
+        CHECK(dot(a.data(), b.data(), n) == want);
+    }
+    const float one = 1.0f;
+    CHECK(dot(&one, &one, 0) == 0.0f);
+}
+
+TEST_CASE("matmul_blocked equals matmul to the last bit, at every edge of its tiles", "[blocked]") {
+    const uint64_t seed = 2201;
+    INFO("seed " << seed);
+    for (int n : {1, 3, 17, 100})
+        for (int k : {1, 3, 17, 100, 577})
+            for (int d : {1, 3, 17, 100, 577}) {
+                INFO("n " << n << ", k " << k << ", d " << d);
+                const std::vector<float> x = random_vector((size_t)n * k, seed + n), w = random_vector((size_t)d * k, seed + k + d);
+                std::vector<float> naive((size_t)n * d, kNaN);
+                matmul(naive.data(), x.data(), w.data(), n, k, d);
+                expect_close(naive, matmul_double(x, w, n, k, d), GEMM_BOUND);
+                for (int threads : {1, 2}) {
+                    INFO(threads << " threads");
+                    std::vector<float> blocked((size_t)n * d, kNaN);
+                    with_threads(threads, [&] { matmul_blocked(blocked.data(), x.data(), w.data(), n, k, d); });
+                    CHECK(same_bits(blocked, naive));
+                }
+            }
+}
+
+TEST_CASE("matmul_blocked at model shapes: 64-row blocks and L2-sized weight blocks", "[blocked]") {
+    // more rows than one block (64) and more weight rows than fit the L2 budget at this k
+    const int n = 130, k = 1000, d = 301;
+    const std::vector<float> x = random_vector((size_t)n * k, 31), w = random_vector((size_t)d * k, 32);
+    std::vector<float> naive((size_t)n * d, kNaN), blocked((size_t)n * d, kNaN);
+    matmul(naive.data(), x.data(), w.data(), n, k, d);
+    with_threads(2, [&] { matmul_blocked(blocked.data(), x.data(), w.data(), n, k, d); });
+    CHECK(same_bits(blocked, naive));
+}
+
+TEST_CASE("dot_products and multiply_add read and write only their strided rows", "[blocked]") {
+    // a (rows, depth) inside rows of stride 23, b (depth, cols) inside rows of stride 41, c
+    // (rows, cols) inside rows of stride 37: the gaps hold a guard value that must survive
+    const int rows = 9, depth = 19, cols = 35;
+    const size_t lda = 23, ldb = 41, ldc = 37;
+    const float guard = -12345.0f;
+    const std::vector<float> a = random_vector(rows * lda, 51), b = random_vector(depth * ldb, 52);
+
+    SECTION("dot_products: out[r][c] = dot(x_r, w_c) over strided rows") {
+        // x = a's rows (depth values each), w = b's first `depth` rows read as (cols <= depth)
+        const int k = 17, n = rows, d = 13;
+        std::vector<float> out(n * ldc, guard);
+        dot_products(out.data(), ldc, a.data(), lda, b.data(), ldb, n, k, d);
+        for (int r = 0; r < n; r++)
+            for (size_t c = 0; c < ldc; c++) {
+                INFO("r " << r << ", c " << c);
+                if ((int)c < d) CHECK(out[r * ldc + c] == dot(a.data() + r * lda, b.data() + c * ldb, k));
+                else CHECK(out[r * ldc + c] == guard);
+            }
+    }
+    SECTION("multiply_add: c += a @ b, in increasing depth, over strided rows and a transposed a") {
+        std::vector<float> c(rows * ldc, guard), start = random_vector(rows * ldc, 53);
+        for (int m = 0; m < rows; m++)
+            for (int j = 0; j < cols; j++) c[m * ldc + j] = start[m * ldc + j];
+        std::vector<float> want = c;
+        for (int m = 0; m < rows; m++)
+            for (int p = 0; p < depth; p++)
+                for (int j = 0; j < cols; j++)
+                    want[m * ldc + j] = mul_add(a[m * lda + p], b[p * ldb + j], want[m * ldc + j]);
+        multiply_add(c.data(), ldc, a.data(), lda, 1, b.data(), ldb, rows, depth, cols);
+        CHECK(same_bits(c, want));
+
+        // a read down its columns: a(m, p) = a[p * lda + m]
+        std::vector<float> ct(rows * ldc, guard), want_t(rows * ldc, guard);
+        for (int m = 0; m < rows; m++)
+            for (int j = 0; j < cols; j++) ct[m * ldc + j] = want_t[m * ldc + j] = start[m * ldc + j];
+        for (int m = 0; m < rows; m++)
+            for (int p = 0; p < depth; p++)
+                for (int j = 0; j < cols; j++)
+                    want_t[m * ldc + j] = mul_add(a[p * lda + m], b[p * ldb + j], want_t[m * ldc + j]);
+        multiply_add(ct.data(), ldc, a.data(), 1, lda, b.data(), ldb, rows, depth, cols);
+        CHECK(same_bits(ct, want_t));
+    }
+}
+
+TEST_CASE("the blocked backward products equal version 1 within the GEMM bound", "[blocked]") {
+    // They accumulate: every output starts from its own random value, so a value left
+    // unwritten keeps it and differs from version 1's sum. A guard tail after each output
+    // must stay as it is.
+    const uint64_t seed = 2202;
+    INFO("seed " << seed);
+    const float guard = 777.0f;
+    const int G = 19;  // guard floats after each output
+    for (int n : {1, 3, 17, 100, 300})
+        for (int k : {1, 3, 17, 100, 577})
+            for (int d : {1, 3, 17, 100, 577}) {
+                if ((double)n * k * d > 6e6) continue;  // version 1 is slow; 300 rows cross the depth block of 256 anyway
+                INFO("n " << n << ", k " << k << ", d " << d);
+                const std::vector<float> x = random_vector((size_t)n * k, seed + n), w = random_vector((size_t)d * k, seed + d);
+                const std::vector<float> dout = random_vector((size_t)n * d, seed + k);
+                std::vector<float> dx0 = random_vector((size_t)n * k + G, seed + 1), dw0 = random_vector((size_t)d * k + G, seed + 2);
+                for (int i = 0; i < G; i++) dx0[(size_t)n * k + i] = dw0[(size_t)d * k + i] = guard;
+                std::vector<float> dx_naive = dx0, dw_naive = dw0;
+                matmul_backward_x(dx_naive.data(), dout.data(), w.data(), n, k, d);
+                matmul_backward_w(dw_naive.data(), dout.data(), x.data(), n, k, d);
+                for (int threads : {1, 2}) {
+                    INFO(threads << " threads");
+                    std::vector<float> dx = dx0, dw = dw0;
+                    with_threads(threads, [&] {
+                        matmul_backward_x_blocked(dx.data(), dout.data(), w.data(), n, k, d);
+                        matmul_backward_w_blocked(dw.data(), dout.data(), x.data(), n, k, d);
+                    });
+                    expect_close(dx, dx_naive, GEMM_BOUND);
+                    expect_close(dw, dw_naive, GEMM_BOUND);
+                    for (int i = 0; i < G; i++) {
+                        CHECK(dx[(size_t)n * k + i] == guard);
+                        CHECK(dw[(size_t)d * k + i] == guard);
+                    }
+                }
+            }
+}
+
+TEST_CASE("the blocked backward products give the same bits on one thread and two", "[blocked]") {
+    const int n = 150, k = 300, d = 70;
+    const std::vector<float> x = random_vector((size_t)n * k, 61), w = random_vector((size_t)d * k, 62);
+    const std::vector<float> dout = random_vector((size_t)n * d, 63);
+    std::vector<float> dx[2], dw[2];
+    for (int t = 0; t < 2; t++) {
+        dx[t].assign((size_t)n * k, 0.5f);
+        dw[t].assign((size_t)d * k, -0.5f);
+        with_threads(t + 1, [&] {
+            matmul_backward_x_blocked(dx[t].data(), dout.data(), w.data(), n, k, d);
+            matmul_backward_w_blocked(dw[t].data(), dout.data(), x.data(), n, k, d);
+        });
+    }
+    CHECK(same_bits(dx[0], dx[1]));
+    CHECK(same_bits(dw[0], dw[1]));
+}
+
+TEST_CASE("attention_blocked equals attention to the last bit: blocks, masks, groups, offsets", "[blocked]") {
+    // query blocks are 32 queries: 1, 33 and 70 queries leave partial blocks; head size 6
+    // leaves a tail after the 8-lane dot and the 16-wide multiply-add tiles
+    const uint64_t seed = 2203;
+    INFO("seed " << seed);
+    struct Heads { int n_heads, n_kv_heads, head_size; };
+    for (Heads hd : {Heads{4, 2, 6}, Heads{3, 3, 16}, Heads{9, 3, 24}})
+        for (int n : {1, 3, 33, 70})
+            for (int p0 : {0, 5})
+                for (bool strict : {false, true}) {
+                    INFO("heads " << hd.n_heads << "/" << hd.n_kv_heads << " x " << hd.head_size << ", n " << n << ", p0 " << p0
+                                  << (strict ? ", strict" : ", causal"));
+                    const int q_dim = hd.n_heads * hd.head_size, kv_dim = hd.n_kv_heads * hd.head_size, len = p0 + n;
+                    const std::vector<float> q = random_vector((size_t)n * q_dim, seed + n, -2, 2);
+                    const std::vector<float> k = random_vector((size_t)len * kv_dim, seed + p0 + 1, -2, 2);
+                    const std::vector<float> v = random_vector((size_t)len * kv_dim, seed + p0 + 2);
+                    std::vector<float> want((size_t)n * q_dim, kNaN);
+                    attention(want.data(), q.data(), k.data(), v.data(), n, p0, strict, hd.n_heads, hd.n_kv_heads, hd.head_size);
+                    for (float x : want) REQUIRE(std::isfinite(x));
+                    for (int threads : {1, 2}) {
+                        INFO(threads << " threads");
+                        std::vector<float> got((size_t)n * q_dim, kNaN);
+                        with_threads(threads, [&] {
+                            attention_blocked(got.data(), q.data(), k.data(), v.data(), n, p0, strict, hd.n_heads, hd.n_kv_heads,
+                                              hd.head_size);
+                        });
+                        CHECK(same_bits(got, want));
+                    }
+                }
+}
