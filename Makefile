@@ -47,7 +47,7 @@ BENCH_LIBS := -ldl
 CPU_OBJ  := $(CPU_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 
-.PHONY: all test test-all test-asan bench clean run train-models gpu-report smollm2
+.PHONY: all test test-all test-asan bench clean run train-models gpu-report smollm2 sharing-study
 all: $(BIN)
 
 $(BIN): $(BUILD)/src/main.o $(CPU_OBJ) $(CUDA_OBJ)
@@ -84,6 +84,7 @@ test: $(BIN) $(TEST_BIN) $(EMU_BIN)
 	./$(TEST_BIN) "$(QUICK)" $(TEST_ARGS)
 	bash tests/cli_errors.sh ./$(BIN)
 	bash tests/gpu_report.sh ./$(BIN)
+	bash tests/sharing_study.sh ./$(BIN)
 	./$(EMU_BIN) "[cuda]$(QUICK)" $(EMU_ARGS)
 
 test-all: $(BIN) $(TEST_BIN) $(EMU_BIN)
@@ -91,6 +92,7 @@ test-all: $(BIN) $(TEST_BIN) $(EMU_BIN)
 	./$(TEST_BIN) $(TEST_ARGS)
 	bash tests/cli_errors.sh ./$(BIN)
 	bash tests/gpu_report.sh ./$(BIN)
+	bash tests/sharing_study.sh ./$(BIN)
 	$(MAKE) --no-print-directory test-emulated
 
 # Benchmarks (timings never go in tests): CPU decode of the stories15M shape, its per-plan
@@ -118,6 +120,12 @@ gpu-report:
 # they say SKIPPED. Nothing else needs it: `make run` stays offline.
 smollm2:
 	@bash tools/get_smollm2.sh
+
+# Chapter 11: what sharing SmolLM2-135M's KV cache costs, which layers KVSharer shares, and
+# what training buys back; every row on the CPU, into sharing-study/ (bench/sharing-study.sh
+# says what each stage does; a stopped run resumes). Hours on two cores: chapter 11 says how long.
+sharing-study: $(BIN) smollm2
+	bash bench/sharing-study.sh --kvs ./$(BIN)
 
 # The quick start's run command: a story from the shipped LCKV model, on the CPU.
 run: $(BIN)

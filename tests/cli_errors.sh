@@ -228,6 +228,17 @@ else
     fail=$((fail + 1)); echo "FAILED: calibrate plan file (or its layer_types) not accepted by info/generate/eval"
 fi
 
+# calibrate --each writes the plan after every accepted change, the last one equal to -o's
+if "$BIN" calibrate "$T/m.kvs" --shared 3 --sequences 3 --tokens 16 --threshold -1 -o "$T/e.plan" --each "$T/each" >/dev/null 2>&1 &&
+   "$BIN" info "$T/m.kvs" --plan "$T/each.1.plan" | grep -q "kv layers  7 of 8" &&
+   "$BIN" info "$T/m.kvs" --plan "$T/each.2.plan" | grep -q "kv layers  6 of 8" &&
+   [ "$(grep -v '^#' "$T/each.3.plan")" == "$(grep -v '^#' "$T/e.plan")" ] && [ ! -e "$T/each.4.plan" ]; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1)); echo "FAILED: calibrate --each did not write one plan per accepted change"
+fi
+expect_error "calibrate --each into a missing folder" "no-such-dir" -- "$BIN" calibrate "$T/m.kvs" --shared 2 --sequences 2 --tokens 8 -o "$T/p2.plan" --each "$T/no-such-dir/x"
+
 # a failed command leaves the files it would have written as they were, and no temporary files
 printf 'keep me\n' > "$T/keep.csv"; printf 'keep me\n' > "$T/keep.svg"
 expect_error "throughput keeps files" "no plan fits"    -- "$BIN" bench throughput --preset tiny --budget 10K --prompt 8 -n 8 --csv "$T/keep.csv" --svg "$T/keep.svg"
@@ -272,6 +283,23 @@ else
 fi
 gen=$("$BIN" generate "$T/s.kvs" -z "$SMOL" -i "Hello" -n 20 -t 0 2>/dev/null)
 if [ ${#gen} -gt 5 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: generate without an EOS stopped early: '$gen'"; fi
+
+# train --init reads --text with the model's own tokenizer (here the folder's tokenizer.json, no
+# BOS): before, it wanted a tokenizer.bin for any model without the byte tokenizer's vocabulary
+head -c 4000 /usr/share/common-licenses/BSD > "$T/bsd.txt" 2>/dev/null || printf 'Redistribution and use in source and binary forms. %.0s' $(seq 60) > "$T/bsd.txt"
+if "$BIN" train "$T/t2.kvs" --init "$T/hfs" --text "$T/bsd.txt" --steps 2 --batch 1 --seq 16 --eval-every 0 --log-every 0 >/dev/null 2>"$T/err" &&
+   grep -q "train / [0-9]* validation tokens" "$T/err" && "$BIN" eval "$T/t2.kvs" -z "$SMOL" --data "$T/bsd.txt" --context 16 >/dev/null 2>&1; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1)); echo "FAILED: train --init on a folder with a tokenizer.json: $(cat "$T/err")"
+fi
+
+# sharing-report (chapter 11): a file that is not its CSV is one error; a good one leaves its files
+expect_error "sharing-report not a csv" "header"         -- "$BIN" sharing-report "$T/text.txt" --svg "$T/sr.svg"
+[ ! -e "$T/sr.svg" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: a refused sharing-report wrote its SVG"; }
+printf '%s\nplan,standard,0_1,2,1024,19.6,40,one pass,,,,,\n' "$("$BIN" sharing-report --help | tail -n 1)" > "$T/rows.csv"
+if "$BIN" sharing-report "$T/rows.csv" --svg "$T/sr.svg" --markdown "$T/sr.md" && grep -q "| standard | 2 | 1.0 KB | 19.60 |" "$T/sr.md" &&
+   grep -q "</svg>" "$T/sr.svg"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: sharing-report on a good CSV"; fi
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -126,3 +126,26 @@ TEST_CASE("random order is seeded; impossible targets are rejected", "[calibrate
     o.shared_layers = 1;
     CHECK_THROWS_WITH(calibrate(m, {}, 0, n, o), Catch::Contains("no calibration"));
 }
+
+TEST_CASE("after_each: the plan after c accepted changes is what a search for c shared layers returns", "[calibrate]") {
+    const int count = 3, n = 8;
+    Model m = constructed_model(2);
+    auto tokens = calibration_tokens(count, n);
+    for (PairOrder order : {PairOrder::Dissimilar, PairOrder::Random}) {
+        CalibrateOptions o;
+        o.order = order;
+        o.seed = 7;
+        o.threshold = 0.3;
+        o.shared_layers = 5;
+        const CalibrationResult all = calibrate(m, tokens, count, n, o);
+        REQUIRE(all.after_each.size() == (size_t)all.shared);
+        REQUIRE(all.shared >= 2);
+        CHECK(all.after_each.back().source == all.plan.source);
+        for (int c = 1; c <= all.shared; c++) {
+            INFO("c = " << c);
+            CHECK(all.after_each[c - 1].n_kv_layers() == 8 - c);
+            o.shared_layers = c;
+            CHECK(calibrate(m, tokens, count, n, o).plan.source == all.after_each[c - 1].source);
+        }
+    }
+}

@@ -2,6 +2,7 @@
 #include "src/bench/throughput.h"
 #include "src/commands/args.h"
 #include "src/bench/common.h"
+#include "src/bench/svg.h"
 #include "src/model/config.h"
 #include "src/model/kv_cache.h"
 #include "src/util.h"
@@ -33,24 +34,6 @@ std::string throughput_csv(const std::vector<ThroughputRow>& rows) {
         o << buf;
     }
     return o.str();
-}
-
-static std::string xml_escape(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '&') out += "&amp;";
-        else if (c == '<') out += "&lt;";
-        else if (c == '>') out += "&gt;";
-        else if (c == '"') out += "&quot;";
-        else out += c;
-    }
-    return out;
-}
-
-// A tick step of 1, 2 or 5 times a power of ten, giving about 5 ticks up to `top`.
-static double nice_step(double top) {
-    const double raw = top / 5, p = std::pow(10.0, std::floor(std::log10(raw)));
-    return raw / p < 1.5 ? p : raw / p < 3.5 ? 2 * p : raw / p < 7.5 ? 5 * p : 10 * p;
 }
 
 std::string throughput_svg(const std::vector<ThroughputRow>& rows, const std::string& title) {

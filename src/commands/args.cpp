@@ -36,6 +36,12 @@ const std::string& Args::need_model(size_t i, const std::string& what) const {
     return path;
 }
 
+std::string Args::model_path(const std::string& opt) const {
+    if (!values.count(opt)) return "";
+    check_input_file(values.at(opt), command + " " + opt, /*directory_ok=*/true);
+    return values.at(opt);
+}
+
 std::string Args::input_file(const std::string& opt) const {
     if (!values.count(opt)) return "";
     check_input_file(values.at(opt), command + " " + opt);

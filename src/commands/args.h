@@ -30,6 +30,7 @@ struct Args {
     // MODEL: a file, or a directory (a Hugging Face folder; its loader says what it lacks).
     const std::string& need_model(size_t i, const std::string& what = "MODEL") const;
     std::string input_file(const std::string& opt) const;   // "" when not given
+    std::string model_path(const std::string& opt) const;   // need_model for an option's value; "" when not given
     std::string output_file(const std::string& opt, const std::string& fallback = "") const;
 };
 

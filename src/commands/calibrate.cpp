@@ -117,6 +117,7 @@ CalibrationResult calibrate(const Model& m, const std::vector<int>& sequences, i
             t.accepted = true;
             source = plan.source;
             r.shared = (L - plan.n_kv_layers()) - already;
+            r.after_each.push_back(plan);
         }
     }
     r.plan = make_plan(source, m.plan.diag_all, "kvsharer");
@@ -134,7 +135,7 @@ static const char* order_name(PairOrder o) {
 int cmd_calibrate(int argc, char** argv) {
     Args a = parse_args(argc, argv, 2, "kvshare calibrate",
                         {"-z", "--data", "--sequences", "--tokens", "--shared", "--ratio", "--threshold", "--order", "-s", "-o",
-                         "--device", "--plan", "--layer-types"},
+                         "--device", "--plan", "--layer-types", "--each"},
                         {});
     if (a.has("--help")) {
         std::printf(
@@ -152,6 +153,8 @@ int cmd_calibrate(int argc, char** argv) {
             "  -o FILE            where to write the plan (default kvsharer.plan)\n"
             "  --layer-types FILE also write the plan as an LCKV layer_types string (\"0_0_2_2\"), for the\n"
             "                     config.json of the LCKV authors' code (kvshare export writes it too)\n"
+            "  --each PREFIX      also write the plan after each accepted change, PREFIX.1.plan ..\n"
+            "                     PREFIX.C.plan: the plans of searches for 1 .. C shared layers, in one run\n"
             "  --plan PLAN        starting plan (default: the model's own)\n"
             "  --device D         cpu (default) or cuda\n");
         return 0;
@@ -160,6 +163,8 @@ int cmd_calibrate(int argc, char** argv) {
     if (a.positional.size() > 1)
         fail("kvshare calibrate: unexpected argument '" + a.positional[1] + "' (the plan file goes after -o)");
     const std::string out = a.output_file("-o", "kvsharer.plan");
+    const std::string each = a.get("--each");
+    if (a.has("--each")) check_output_file(each + ".1.plan", "kvshare calibrate --each");
     const std::string data = a.input_file("--data");
     const std::string tok_path = a.input_file("-z");
     if (a.has("--shared") == a.has("--ratio")) fail("kvshare calibrate: give one of --shared C or --ratio R");
@@ -232,6 +237,13 @@ int cmd_calibrate(int argc, char** argv) {
                     "kvshare calibrate (KVSharer) on " + path + ": " + std::to_string(r.shared) + " shared layers, order " +
                         order_name(o.order) + ", threshold " + std::to_string(o.threshold));
     std::fprintf(stderr, "wrote %s (use it with --plan %s)\n", out.c_str(), out.c_str());
+    for (size_t c = 0; a.has("--each") && c < r.after_each.size(); c++) {
+        const std::string file = each + "." + std::to_string(c + 1) + ".plan";
+        write_plan_file(file, r.after_each[c],
+                        "kvshare calibrate (KVSharer) on " + path + ": the first " + std::to_string(c + 1) +
+                            " accepted changes of order " + order_name(o.order) + ", threshold " + std::to_string(o.threshold));
+        std::fprintf(stderr, "wrote %s\n", file.c_str());
+    }
     if (a.has("--layer-types")) {
         write_file_atomic(a.get("--layer-types"), lckv_layer_types(r.plan) + "\n");
         std::fprintf(stderr, "wrote %s (LCKV layer_types)\n", a.get("--layer-types").c_str());

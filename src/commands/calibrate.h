@@ -28,6 +28,9 @@ struct CalibrationResult {
     Plan plan;
     std::vector<PairTrial> pairs;   // in the order they were considered
     int shared = 0;
+    // The plan after each accepted change: after_each[c - 1] shares c layers, and is the plan
+    // a search for c shared layers returns (the greedy pass is the same up to there).
+    std::vector<Plan> after_each;
 };
 
 // Mean over sequences of each layer's K (after RoPE) and V, flattened as [K; V]:

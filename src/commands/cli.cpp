@@ -6,6 +6,7 @@
 #include "src/text/bpe.h"
 #include "src/text/stories.h"
 #include "src/commands/calibrate.h"
+#include "src/bench/sharing_report.h"
 #include "src/commands/commands.h"
 #include "src/model/kv_cache.h"
 #include "src/model/memory.h"
@@ -35,6 +36,7 @@ static const char* kUsage =
     "  tokenizer OUT    train a BPE tokenizer on the story generator or a text\n"
     "  stories N        print N generated stories (train or validation split)\n"
     "  bench WHAT       benchmarks: decode, converge, throughput, plans, prefill, kernels\n"
+    "  sharing-report CSV  chapter 11's tables and picture from make sharing-study's rows\n"
     "\n"
     "MODEL is a kvshare model file, a llama2.c .bin checkpoint, or a Hugging Face folder\n"
     "(config.json, model.safetensors or its sharded index, tokenizer.model; Llama or lckv-llama).\n"
@@ -260,6 +262,7 @@ int kvshare_main(int argc, char** argv) {
         if (cmd == "stories") return cmd_stories(argc, argv);
         if (cmd == "tokenize") return cmd_tokenize(argc, argv);
         if (cmd == "chat") return cmd_chat(argc, argv);
+        if (cmd == "sharing-report") return cmd_sharing_report(argc, argv);
         fail("unknown command '" + cmd + "' (see kvshare --help)");
     } catch (const std::bad_alloc&) {
         // every size is checked before it is allocated (src/model/memory.h), so this is a

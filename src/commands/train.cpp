@@ -1,7 +1,9 @@
 #include "src/commands/train.h"
 #include "src/formats/checkpoint.h"
 #include "src/commands/args.h"
+#include "src/commands/commands.h"
 #include "src/model/memory.h"
+#include "src/text/sentencepiece.h"
 #include "src/text/stories.h"
 #include "src/text/tokenizer.h"
 #include "src/util.h"
@@ -213,7 +215,10 @@ static const char* kTrainHelp =
     "  --text FILE        train on this text; its last --val-frac is held out for validation\n"
     "  --stories N        train on N generated stories, validate on N/10 held-out ones [1..10000000]\n"
     "  --val-frac F       fraction of --text held out (default 0.1) [0..0.99]\n"
-    "  --tokenizer, -z T  a llama2.c tokenizer.bin (default: the built-in byte tokenizer)\n"
+    "  --tokenizer, -z T  a tokenizer file: llama2.c's tokenizer.bin, SentencePiece's tokenizer.model or a\n"
+    "                     byte-level tokenizer.json (default: with --init, the model's own, as generate\n"
+    "                     finds it; else the built-in byte tokenizer). --text is encoded with BOS first\n"
+    "                     when the tokenizer asks for one\n"
     "model (a new one from a preset or explicit sizes, or --init):\n"
     "  --preset NAME      tiny, demo, stories15M, ... (default demo)\n"
     "  --dim D --hidden-dim H --layers L --heads N --kv-heads K --context C\n"
@@ -308,7 +313,7 @@ int cmd_train(int argc, char** argv) {
     const float frac = a.get_float("--val-frac", 0.1f, 0.0f, 0.99f);
     const int n_stories = a.get_int("--stories", 0, 1, 10000000);
     const std::string tok_path = a.has("-z") ? a.input_file("-z") : a.input_file("--tokenizer");
-    const std::string init_path = a.input_file("--init");
+    const std::string init_path = a.model_path("--init");  // any MODEL, a folder too
 
     // tokenizer and model: the new model's weights are checked (with the rest of the run)
     // before they are allocated; a loaded one's are checked as it loads
@@ -320,10 +325,8 @@ int cmd_train(int argc, char** argv) {
         m = load_model(init_path, a.get("--plan"));
         c = m.config;
         plan = m.plan;
-        if (!tok_path.empty()) tok = Tokenizer::load(tok_path, c.vocab_size);
-        else if (tok.vocab_size() != c.vocab_size)
-            fail("kvshare train: " + init_path + " has a vocabulary of " + std::to_string(c.vocab_size) +
-                 " tokens, the built-in byte tokenizer " + std::to_string(tok.vocab_size()) + "; give its tokenizer with --tokenizer");
+        // -z, else the model's own (a GGUF's metadata, a folder's files), as generate and eval
+        tok = tokenizer_for(tok_path, m);
     } else {
         c = preset_config(a.get("--preset", "demo"));
         c.dim = a.get_int("--dim", c.dim, 1, 1 << 16);
@@ -337,7 +340,7 @@ int cmd_train(int argc, char** argv) {
         c.vocab_size = a.get_int("--vocab", tok_path.empty() ? tok.vocab_size() : c.vocab_size, 1, 1 << 22);
         validate_config(c);
         plan = parse_plan(a.get("--plan", "standard"), c.n_layers);
-        if (!tok_path.empty()) tok = Tokenizer::load(tok_path, c.vocab_size);
+        if (!tok_path.empty()) tok = load_tokenizer_file(tok_path, c.vocab_size);
         else if (c.vocab_size != tok.vocab_size())
             fail("kvshare train: the built-in byte tokenizer has " + std::to_string(tok.vocab_size()) +
                  " tokens, not --vocab " + std::to_string(c.vocab_size) + "; give a tokenizer with --tokenizer");
@@ -364,7 +367,7 @@ int cmd_train(int argc, char** argv) {
     // data
     std::vector<int> train_tokens, val_tokens;
     if (!text_path.empty()) {
-        const std::vector<int> all = tok.encode(read_text_file(text_path, "kvshare train --text"), true, false);
+        const std::vector<int> all = tok.encode(read_text_file(text_path, "kvshare train --text"), tok.add_bos, false);
         const size_t n_val = (size_t)(all.size() * (double)frac);
         train_tokens.assign(all.begin(), all.end() - n_val);
         val_tokens.assign(all.end() - n_val, all.end());
