@@ -11,6 +11,7 @@
 // must equal model_loss to 1e-5 relative; in double the step eps = 1e-4 gives differences
 // accurate to ~1e-7 relative, and the float analytic gradient is checked against them.
 #include <catch2/catch.hpp>
+#include "reference/attention_blocked.h"
 #include "reference/backward.h"
 #include "reference/matmul_blocked.h"
 #include "reference/ops.h"
@@ -214,22 +215,28 @@ TEST_CASE("attention backward: masks, grouped heads, offset, zero rows, K/V into
         };
         const std::vector<float> pq = random_vector(q.size(), seed + 4), pk = random_vector(k.size(), seed + 5),
                                  pv = random_vector(v.size(), seed + 6);
-        std::vector<float> dq = pq, dk = pk, dv = pv;
-        attention_backward(dq.data(), dk.data(), dv.data(), R.data(), q.data(), k.data(), v.data(), cs.n, cs.p0,
-                           cs.strict, cs.heads, cs.kv_heads, hs);
-        check_grad("dq", dq, pq, finite_diff(q, loss, 1e-3f), 2e-3);
-        check_grad("dk", dk, pk, finite_diff(k, loss, 1e-3f), 2e-3);
-        check_grad("dv", dv, pv, finite_diff(v, loss, 0.5f), 1e-5);  // linear in v
-        if (cs.strict && cs.p0 == 0)  // query 0 sees nothing: its output is a constant zero
-            for (int i = 0; i < qd; i++) CHECK(dq[i] == pq[i]);
-        if (cs.strict)  // the last source position is seen by no query
-            for (int i = 0; i < kd; i++) CHECK(dk[(size_t)(len - 1) * kd + i] == pk[(size_t)(len - 1) * kd + i]);
+        const std::vector<double> fd_q = finite_diff(q, loss, 1e-3f), fd_k = finite_diff(k, loss, 1e-3f),
+                                  fd_v = finite_diff(v, loss, 0.5f);
+        // version 1 (reference/backward.h) and version 2 (reference/attention_blocked.h)
+        for (auto backward : {attention_backward, attention_backward_blocked}) {
+            INFO((backward == attention_backward ? "attention_backward" : "attention_backward_blocked"));
+            std::vector<float> dq = pq, dk = pk, dv = pv;
+            backward(dq.data(), dk.data(), dv.data(), R.data(), q.data(), k.data(), v.data(), cs.n, cs.p0, cs.strict,
+                     cs.heads, cs.kv_heads, hs);
+            check_grad("dq", dq, pq, fd_q, 2e-3);
+            check_grad("dk", dk, pk, fd_k, 2e-3);
+            check_grad("dv", dv, pv, fd_v, 1e-5);  // linear in v
+            if (cs.strict && cs.p0 == 0)  // query 0 sees nothing: its output is a constant zero
+                for (int i = 0; i < qd; i++) CHECK(dq[i] == pq[i]);
+            if (cs.strict)  // the last source position is seen by no query
+                for (int i = 0; i < kd; i++) CHECK(dk[(size_t)(len - 1) * kd + i] == pk[(size_t)(len - 1) * kd + i]);
 
-        // dk = dv = nullptr: the same dq, nothing else written
-        std::vector<float> dq2 = pq;
-        attention_backward(dq2.data(), nullptr, nullptr, R.data(), q.data(), k.data(), v.data(), cs.n, cs.p0,
-                           cs.strict, cs.heads, cs.kv_heads, hs);
-        CHECK(compare(dq2, dq).max_abs == 0.0);
+            // dk = dv = nullptr: the same dq, nothing else written
+            std::vector<float> dq2 = pq;
+            backward(dq2.data(), nullptr, nullptr, R.data(), q.data(), k.data(), v.data(), cs.n, cs.p0, cs.strict,
+                     cs.heads, cs.kv_heads, hs);
+            CHECK(compare(dq2, dq).max_abs == 0.0);
+        }
     }
 }
 
