@@ -147,41 +147,81 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     }
 }
 
-static void check_target(int target, int vocab) {
-    if (target < 0 || target >= vocab)
-        fail("target token " + std::to_string(target) + " is outside the vocabulary (0.." + std::to_string(vocab - 1) + ")");
+static void check_targets(const int* targets, int n, int vocab) {
+    for (int r = 0; r < n; r++)
+        if (targets[r] < 0 || targets[r] >= vocab)
+            fail("target token " + std::to_string(targets[r]) + " is outside the vocabulary (0.." +
+                 std::to_string(vocab - 1) + ")");
 }
 
-// log sum_j exp(row[j]), in double
-static double log_sum_exp(const float* row, int vocab) {
+// max of a row of logits
+static float row_max(const float* row, int vocab) {
     float max = row[0];
     for (int j = 1; j < vocab; j++) max = row[j] > max ? row[j] : max;
-    double sum = 0.0;
-    for (int j = 0; j < vocab; j++) sum += std::exp((double)row[j] - max);
-    return max + std::log(sum);
+    return max;
 }
 
+// A row of logits is worth a thread's time from a few dozen rows of a small vocabulary.
+static bool rows_worth_threads(int n, int vocab) { return worth_threads(16.0 * n * vocab); }  // an exp is ~16 multiply-adds
+
+// Every row's loss goes to its own slot, and the slots are added in row order: the same
+// total on any number of threads.
 double softmax_cross_entropy(const float* logits, const int* targets, int n, int vocab) {
-    double total = 0.0;
+    check_targets(targets, n, vocab);
+    std::vector<double> loss(n);
+#pragma omp parallel for schedule(static) if (rows_worth_threads(n, vocab))
     for (int r = 0; r < n; r++) {
-        check_target(targets[r], vocab);
         const float* row = logits + (size_t)r * vocab;
-        total += log_sum_exp(row, vocab) - row[targets[r]];
+        const float max = row_max(row, vocab);
+        double sum = 0.0;
+        for (int j = 0; j < vocab; j++) sum += std::exp((double)row[j] - max);
+        loss[r] = max + std::log(sum) - row[targets[r]];  // log sum_j exp(row[j]) - row[target]
     }
+    double total = 0.0;
+    for (int r = 0; r < n; r++) total += loss[r];
     return n > 0 ? total / n : 0.0;
 }
 
 void softmax_cross_entropy_backward(float* dlogits, const float* logits, const int* targets, int n, int vocab,
                                     float scale) {
+    check_targets(targets, n, vocab);
     const double w = (double)scale / n;
     for (int r = 0; r < n; r++) {
-        check_target(targets[r], vocab);
         const float* row = logits + (size_t)r * vocab;
         float* drow = dlogits + (size_t)r * vocab;
-        const double lse = log_sum_exp(row, vocab);
+        const float max = row_max(row, vocab);
+        double sum = 0.0;
+        for (int j = 0; j < vocab; j++) sum += std::exp((double)row[j] - max);
+        const double lse = max + std::log(sum);
         for (int j = 0; j < vocab; j++) {
             const double p = std::exp((double)row[j] - lse);
             drow[j] += (float)(w * (p - (j == targets[r] ? 1.0 : 0.0)));
         }
     }
+}
+
+double softmax_cross_entropy_with_grad(float* dlogits, const float* logits, const int* targets, int n, int vocab,
+                                       float scale) {
+    check_targets(targets, n, vocab);
+    const double w = (double)scale / n;
+    std::vector<double> loss(n);
+#pragma omp parallel if (rows_worth_threads(n, vocab))
+    {
+        std::vector<double> e(vocab);  // exp(row[j] - max), kept for the gradient
+#pragma omp for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const float* row = logits + (size_t)r * vocab;
+            float* drow = dlogits + (size_t)r * vocab;
+            const float max = row_max(row, vocab);
+            double sum = 0.0;
+            for (int j = 0; j < vocab; j++) sum += (e[j] = std::exp((double)row[j] - max));
+            loss[r] = max + std::log(sum) - row[targets[r]];
+            e[targets[r]] -= sum;  // the one-hot term: p - 1 = (e - sum) / sum
+            const double inv = 1.0 / sum;
+            for (int j = 0; j < vocab; j++) drow[j] += (float)(w * (e[j] * inv));
+        }
+    }
+    double total = 0.0;
+    for (int r = 0; r < n; r++) total += loss[r];
+    return n > 0 ? total / n : 0.0;
 }

@@ -52,3 +52,8 @@ double softmax_cross_entropy(const float* logits, const int* targets, int n, int
 // scale lets a caller weight this loss (1 for the plain mean).
 void softmax_cross_entropy_backward(float* dlogits, const float* logits, const int* targets, int n, int vocab,
                                     float scale = 1.0f);
+// Both at once, as training needs them, with one exp per logit instead of three: returns
+// softmax_cross_entropy's value (the same bits) and adds the gradient above (within float
+// rounding). Rows run in parallel when they pay for it.
+double softmax_cross_entropy_with_grad(float* dlogits, const float* logits, const int* targets, int n, int vocab,
+                                       float scale = 1.0f);

@@ -3,6 +3,7 @@
 #include "reference/backward.h"
 #include "reference/matmul_blocked.h"
 #include "reference/ops.h"
+#include "reference/parallel.h"
 #include "src/util.h"
 #include <algorithm>
 #include <memory>
@@ -28,7 +29,6 @@ struct KV {
     std::vector<float> dk, dv;  // its gradient; empty for a constant (unrecorded or zero) K/V
     bool has_grad() const { return !dk.empty(); }
 };
-using KVPtr = std::shared_ptr<KV>;
 
 // What one execution of one layer keeps for its backward.
 struct Acts {
@@ -40,8 +40,8 @@ struct Acts {
     std::vector<float> x_mid;  // (rows, dim) after the attention residual
     std::vector<float> xn2;    // rmsnorm(x_mid) * rms_ffn
     std::vector<float> gate, up, act;  // (rows, hidden) w1 xn2, w3 xn2, silu(gate) * up
-    KVPtr read;                // the K/V the attention read
-    KVPtr made;                // the K/V this layer made, when it is a recorded KV layer
+    KV* read = nullptr;        // the K/V the attention read
+    KV* made = nullptr;        // the K/V this layer made, when it is a recorded KV layer
 };
 
 // A stretch of recorded executions: layers first..last once, or a block's b iterations.
@@ -51,20 +51,77 @@ struct Segment {
     size_t step0;  // index of its first execution in the tape
 };
 
+}  // namespace
+
+// Every buffer of a pass. Vectors are resized to each call's shapes: a call like the last
+// one finds them the right size, and one with fewer rows uses the front of them.
+struct TrainWorkspace::Buffers {
+    std::vector<Acts> tape;     // recorded executions, in forward order; the first `taped` are this call's
+    size_t taped = 0;
+    Acts scratch;               // for unrecorded executions
+    // K/V objects: one per recorded KV-layer execution (with gradient), two per slot for
+    // unrecorded ones (the slot's newest and the one before, which readers below the
+    // source may still read in this iteration), and one of zeros for a block's first iteration
+    std::vector<std::unique_ptr<KV>> recorded_kv;
+    size_t recorded_used = 0;
+    std::vector<KV> unrecorded_kv;   // (slot, 2)
+    std::vector<int> unrecorded_made;  // (slot) how many this call has made
+    KV zeros;
+    std::vector<KV*> cache;          // (slot) the K/V the slot holds now
+    std::vector<int> positions, inputs, targets;  // (rows)
+    std::vector<float> x, tmp, block_input;       // (rows, dim)
+    std::vector<float> hn, dhn, dx, dinput;       // (rows, dim)
+    std::vector<float> logits, dlogits;           // (rows, vocab)
+    std::vector<float> dact, dgate, dup, dxn, datt, dq;  // backward scratch
+    std::vector<Segment> segments;
+};
+
+TrainWorkspace::TrainWorkspace() : buffers(std::make_unique<Buffers>()) {}
+TrainWorkspace::~TrainWorkspace() = default;
+
+namespace {
+
+using Buffers = TrainWorkspace::Buffers;
+
 struct Pass {
     const Model& m;
     int batch, n, rows;
-    std::vector<int> positions;  // (rows) row r of a sequence sits at r % n
-    std::vector<KVPtr> cache;    // (kv slot) the K/V the slot holds now
-    std::vector<float> tmp;      // (rows, dim)
-    // backward scratch
-    std::vector<float> dact, dgate, dup, dxn, datt, dq;
+    Buffers& ws;
 
-    Pass(const Model& model, int b, int len) : m(model), batch(b), n(len), rows(b * len) {
-        positions.resize(rows);
-        for (int r = 0; r < rows; r++) positions[r] = r % n;
-        cache.resize(m.plan.n_kv_layers());
-        tmp.resize((size_t)rows * m.config.dim);
+    Pass(const Model& model, int b, int len, Buffers& buffers) : m(model), batch(b), n(len), rows(b * len), ws(buffers) {
+        ws.positions.resize(rows);
+        for (int r = 0; r < rows; r++) ws.positions[r] = r % n;
+        ws.cache.assign(m.plan.n_kv_layers(), nullptr);
+        ws.unrecorded_kv.resize(2 * (size_t)m.plan.n_kv_layers());
+        ws.unrecorded_made.assign(m.plan.n_kv_layers(), 0);
+        ws.tmp.resize((size_t)rows * m.config.dim);
+        ws.taped = 0;
+        ws.recorded_used = 0;
+        ws.segments.clear();
+    }
+
+    // The K/V object a KV layer's execution fills: a fresh one with a zero gradient when it
+    // is recorded, else the older of its slot's two.
+    KV& new_kv(int slot, bool recorded) {
+        const size_t floats = (size_t)rows * m.config.kv_dim();
+        KV* kv;
+        if (recorded) {
+            if (ws.recorded_used == ws.recorded_kv.size()) ws.recorded_kv.push_back(std::make_unique<KV>());
+            kv = ws.recorded_kv[ws.recorded_used++].get();
+            kv->dk.assign(floats, 0.0f);
+            kv->dv.assign(floats, 0.0f);
+        } else {
+            kv = &ws.unrecorded_kv[2 * (size_t)slot + ws.unrecorded_made[slot]++ % 2];
+        }
+        kv->k.resize(floats);
+        kv->v.resize(floats);
+        return *kv;
+    }
+
+    // The next entry of the tape, reused from an earlier call when there is one.
+    Acts& record() {
+        if (ws.taped == ws.tape.size()) ws.tape.emplace_back();
+        return ws.tape[ws.taped++];
     }
 };
 
@@ -83,33 +140,27 @@ void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded
 
     rmsnorm(a.xn1.data(), x.data(), w.rms_att.data() + (size_t)l * D, rows, D, c.norm_eps);
     matmul_blocked(a.q.data(), a.xn1.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
-    rope(a.q.data(), P.positions.data(), rows, c.n_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
+    rope(a.q.data(), P.ws.positions.data(), rows, c.n_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
 
     const int slot = plan.kv_slot[l];
     a.made = nullptr;
     if (plan.owns_kv(l)) {
-        auto kv = std::make_shared<KV>();
-        kv->k.resize(R * KD);
-        kv->v.resize(R * KD);
-        matmul_blocked(kv->k.data(), a.xn1.data(), w.wk.data() + (size_t)slot * KD * D, rows, D, KD);
-        matmul_blocked(kv->v.data(), a.xn1.data(), w.wv.data() + (size_t)slot * KD * D, rows, D, KD);
-        rope(kv->k.data(), P.positions.data(), rows, c.n_kv_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
-        if (recorded) {
-            kv->dk.assign(R * KD, 0.0f);
-            kv->dv.assign(R * KD, 0.0f);
-            a.made = kv;
-        }
-        P.cache[slot] = kv;
+        KV& kv = P.new_kv(slot, recorded);
+        matmul_blocked(kv.k.data(), a.xn1.data(), w.wk.data() + (size_t)slot * KD * D, rows, D, KD);
+        matmul_blocked(kv.v.data(), a.xn1.data(), w.wv.data() + (size_t)slot * KD * D, rows, D, KD);
+        rope(kv.k.data(), P.ws.positions.data(), rows, c.n_kv_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
+        if (recorded) a.made = &kv;
+        P.ws.cache[slot] = &kv;
     }
-    a.read = P.cache[slot];
+    a.read = P.ws.cache[slot];
     if (!a.read) fail("internal: layer " + std::to_string(l) + " reads a K/V slot nothing has written");
     for (int b = 0; b < P.batch; b++) {
         const size_t qo = (size_t)b * n * QD, ko = (size_t)b * n * KD;
         attention_blocked(a.att.data() + qo, a.q.data() + qo, a.read->k.data() + ko, a.read->v.data() + ko, n, 0,
                   plan.strict(l), c.n_heads, c.n_kv_heads, c.head_size());
     }
-    matmul_blocked(P.tmp.data(), a.att.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);
-    residual_add(x.data(), P.tmp.data(), R * D);
+    matmul_blocked(P.ws.tmp.data(), a.att.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);
+    residual_add(x.data(), P.ws.tmp.data(), R * D);
     a.x_mid.assign(x.begin(), x.end());
 
     rmsnorm(a.xn2.data(), x.data(), w.rms_ffn.data() + (size_t)l * D, rows, D, c.norm_eps);
@@ -117,8 +168,8 @@ void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded
     matmul_blocked(a.up.data(), a.xn2.data(), w.w3.data() + (size_t)l * H * D, rows, D, H);
     std::copy(a.gate.begin(), a.gate.end(), a.act.begin());
     swiglu(a.act.data(), a.up.data(), R * H);
-    matmul_blocked(P.tmp.data(), a.act.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
-    residual_add(x.data(), P.tmp.data(), R * D);
+    matmul_blocked(P.ws.tmp.data(), a.act.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
+    residual_add(x.data(), P.ws.tmp.data(), R * D);
 }
 
 static void zero(std::vector<float>& v, size_t n) { v.assign(n, 0.0f); }
@@ -135,50 +186,51 @@ void layer_backward(Pass& P, Acts& a, std::vector<float>& dx, Weights& g) {
     const int slot = plan.kv_slot[l];
 
     // x_out = x_mid + w2 act,  act = swiglu(w1 xn2, w3 xn2),  xn2 = rmsnorm(x_mid)
-    zero(P.dact, R * H);
-    matmul_backward_x_blocked(P.dact.data(), dx.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
+    zero(P.ws.dact, R * H);
+    matmul_backward_x_blocked(P.ws.dact.data(), dx.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
     matmul_backward_w_blocked(g.w2.data() + (size_t)l * D * H, dx.data(), a.act.data(), rows, H, D);
-    zero(P.dgate, R * H);
-    zero(P.dup, R * H);
-    swiglu_backward(P.dgate.data(), P.dup.data(), P.dact.data(), a.gate.data(), a.up.data(), R * H);
-    zero(P.dxn, R * D);
-    matmul_backward_x_blocked(P.dxn.data(), P.dgate.data(), w.w1.data() + (size_t)l * H * D, rows, D, H);
-    matmul_backward_w_blocked(g.w1.data() + (size_t)l * H * D, P.dgate.data(), a.xn2.data(), rows, D, H);
-    matmul_backward_x_blocked(P.dxn.data(), P.dup.data(), w.w3.data() + (size_t)l * H * D, rows, D, H);
-    matmul_backward_w_blocked(g.w3.data() + (size_t)l * H * D, P.dup.data(), a.xn2.data(), rows, D, H);
-    rmsnorm_backward(dx.data(), g.rms_ffn.data() + (size_t)l * D, P.dxn.data(), a.x_mid.data(),
+    zero(P.ws.dgate, R * H);
+    zero(P.ws.dup, R * H);
+    swiglu_backward(P.ws.dgate.data(), P.ws.dup.data(), P.ws.dact.data(), a.gate.data(), a.up.data(), R * H);
+    zero(P.ws.dxn, R * D);
+    matmul_backward_x_blocked(P.ws.dxn.data(), P.ws.dgate.data(), w.w1.data() + (size_t)l * H * D, rows, D, H);
+    matmul_backward_w_blocked(g.w1.data() + (size_t)l * H * D, P.ws.dgate.data(), a.xn2.data(), rows, D, H);
+    matmul_backward_x_blocked(P.ws.dxn.data(), P.ws.dup.data(), w.w3.data() + (size_t)l * H * D, rows, D, H);
+    matmul_backward_w_blocked(g.w3.data() + (size_t)l * H * D, P.ws.dup.data(), a.xn2.data(), rows, D, H);
+    rmsnorm_backward(dx.data(), g.rms_ffn.data() + (size_t)l * D, P.ws.dxn.data(), a.x_mid.data(),
                      w.rms_ffn.data() + (size_t)l * D, rows, D, c.norm_eps);  // dx is now d x_mid
 
     // x_mid = x_in + wo att,  att = attention(q, source K/V),  q = rope(wq xn1)
-    zero(P.datt, R * QD);
-    matmul_backward_x_blocked(P.datt.data(), dx.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);
+    zero(P.ws.datt, R * QD);
+    matmul_backward_x_blocked(P.ws.datt.data(), dx.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);
     matmul_backward_w_blocked(g.wo.data() + (size_t)l * D * QD, dx.data(), a.att.data(), rows, QD, D);
-    zero(P.dq, R * QD);
+    zero(P.ws.dq, R * QD);
     KV& src = *a.read;
     for (int b = 0; b < P.batch; b++) {
         const size_t qo = (size_t)b * n * QD, ko = (size_t)b * n * KD;
-        attention_backward(P.dq.data() + qo, src.has_grad() ? src.dk.data() + ko : nullptr,
-                           src.has_grad() ? src.dv.data() + ko : nullptr, P.datt.data() + qo, a.q.data() + qo,
+        attention_backward_blocked(P.ws.dq.data() + qo, src.has_grad() ? src.dk.data() + ko : nullptr,
+                           src.has_grad() ? src.dv.data() + ko : nullptr, P.ws.datt.data() + qo, a.q.data() + qo,
                            src.k.data() + ko, src.v.data() + ko, n, 0, plan.strict(l), c.n_heads, c.n_kv_heads,
                            c.head_size());
     }
-    rope_backward(P.dq.data(), P.positions.data(), rows, c.n_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
-    zero(P.dxn, R * D);
-    matmul_backward_x_blocked(P.dxn.data(), P.dq.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
-    matmul_backward_w_blocked(g.wq.data() + (size_t)l * QD * D, P.dq.data(), a.xn1.data(), rows, D, QD);
+    rope_backward(P.ws.dq.data(), P.ws.positions.data(), rows, c.n_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
+    zero(P.ws.dxn, R * D);
+    matmul_backward_x_blocked(P.ws.dxn.data(), P.ws.dq.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
+    matmul_backward_w_blocked(g.wq.data() + (size_t)l * QD * D, P.ws.dq.data(), a.xn1.data(), rows, D, QD);
     if (a.made) {  // every reader of this K/V has run its backward: its gradient is complete
         KV& kv = *a.made;
-        rope_backward(kv.dk.data(), P.positions.data(), rows, c.n_kv_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
-        matmul_backward_x_blocked(P.dxn.data(), kv.dk.data(), w.wk.data() + (size_t)slot * KD * D, rows, D, KD);
+        rope_backward(kv.dk.data(), P.ws.positions.data(), rows, c.n_kv_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
+        matmul_backward_x_blocked(P.ws.dxn.data(), kv.dk.data(), w.wk.data() + (size_t)slot * KD * D, rows, D, KD);
         matmul_backward_w_blocked(g.wk.data() + (size_t)slot * KD * D, kv.dk.data(), a.xn1.data(), rows, D, KD);
-        matmul_backward_x_blocked(P.dxn.data(), kv.dv.data(), w.wv.data() + (size_t)slot * KD * D, rows, D, KD);
+        matmul_backward_x_blocked(P.ws.dxn.data(), kv.dv.data(), w.wv.data() + (size_t)slot * KD * D, rows, D, KD);
         matmul_backward_w_blocked(g.wv.data() + (size_t)slot * KD * D, kv.dv.data(), a.xn1.data(), rows, D, KD);
     }
-    rmsnorm_backward(dx.data(), g.rms_att.data() + (size_t)l * D, P.dxn.data(), a.x_in.data(),
+    rmsnorm_backward(dx.data(), g.rms_att.data() + (size_t)l * D, P.ws.dxn.data(), a.x_in.data(),
                      w.rms_att.data() + (size_t)l * D, rows, D, c.norm_eps);  // dx is now d x_in
 }
 
-double run(const Model& m, const int* tokens, int batch, int n, const TrainIterations& it, Weights* grad) {
+double run(const Model& m, const int* tokens, int batch, int n, const TrainIterations& it, Weights* grad,
+           Buffers& ws) {
     const Config& c = m.config;
     const Plan& plan = m.plan;
     const int L = c.n_layers, D = c.dim, V = c.vocab_size;
@@ -196,8 +248,12 @@ double run(const Model& m, const int* tokens, int batch, int n, const TrainItera
             if (mine[i]->size() != theirs[i]->size()) fail("gradient buffers are not shaped like the model's weights");
     }
 
-    const int rows = batch * n;
-    std::vector<int> inputs(rows), targets(rows);
+    Pass P(m, batch, n, ws);
+    const int rows = P.rows;
+    std::vector<int>& inputs = ws.inputs;
+    std::vector<int>& targets = ws.targets;
+    inputs.resize(rows);
+    targets.resize(rows);
     for (int b = 0; b < batch; b++)
         for (int t = 0; t < n; t++) {
             inputs[(size_t)b * n + t] = tokens[(size_t)b * (n + 1) + t];
@@ -207,81 +263,73 @@ double run(const Model& m, const int* tokens, int batch, int n, const TrainItera
         if (inputs[r] < 0 || inputs[r] >= V)
             fail("token id " + std::to_string(inputs[r]) + " is outside the vocabulary (0.." + std::to_string(V - 1) + ")");
 
-    Pass P(m, batch, n);
     const size_t RD = (size_t)rows * D;
-    std::vector<float> x(RD);
+    std::vector<float>& x = ws.x;
+    x.resize(RD);
     embedding(x.data(), m.weights.token_embedding.data(), inputs.data(), rows, D);
 
     const bool record = grad != nullptr;
-    std::vector<Acts> tape;  // recorded executions, in forward order
-    std::vector<Segment> segments;
-    Acts scratch;            // for unrecorded executions
+    std::vector<Segment>& segments = ws.segments;
     auto run_once = [&](int first, int last) {
         if (first > last) return;
-        segments.push_back({false, first, last, tape.size()});
-        for (int l = first; l <= last; l++) {
-            if (record) tape.emplace_back();
-            layer_forward(P, l, x, record ? tape.back() : scratch, record);
-        }
+        segments.push_back({false, first, last, ws.taped});
+        for (int l = first; l <= last; l++) layer_forward(P, l, x, record ? P.record() : ws.scratch, record);
     };
 
     int next = 0;  // first layer not yet run
     for (const Block& blk : plan.blocks) {
         run_once(next, blk.first - 1);
-        const std::vector<float> block_input = x;
+        ws.block_input.assign(x.begin(), x.end());
         // iteration 1 reads zeros for the K/V of the block's layers (constants)
+        ws.zeros.k.assign((size_t)rows * c.kv_dim(), 0.0f);
+        ws.zeros.v.assign((size_t)rows * c.kv_dim(), 0.0f);
         for (int l = blk.first; l <= blk.last; l++)
-            if (plan.owns_kv(l)) {
-                auto zeros = std::make_shared<KV>();
-                zeros->k.assign(RD / D * c.kv_dim(), 0.0f);
-                zeros->v.assign(RD / D * c.kv_dim(), 0.0f);
-                P.cache[plan.kv_slot[l]] = zeros;
-            }
-        segments.push_back({true, blk.first, blk.last, tape.size()});
+            if (plan.owns_kv(l)) ws.cache[plan.kv_slot[l]] = &ws.zeros;
+        segments.push_back({true, blk.first, blk.last, ws.taped});
         for (int i = 0; i < it.m + it.b; i++) {
             const bool rec = record && i >= it.m;
-            x = block_input;
-            for (int l = blk.first; l <= blk.last; l++) {
-                if (rec) tape.emplace_back();
-                layer_forward(P, l, x, rec ? tape.back() : scratch, rec);
-            }
+            x.assign(ws.block_input.begin(), ws.block_input.end());
+            for (int l = blk.first; l <= blk.last; l++) layer_forward(P, l, x, rec ? P.record() : ws.scratch, rec);
         }
         next = blk.last + 1;
     }
     run_once(next, L - 1);
 
     // final norm, classifier, loss
-    std::vector<float> hn(RD), logits((size_t)rows * V);
-    rmsnorm(hn.data(), x.data(), m.weights.rms_final.data(), rows, D, c.norm_eps);
-    matmul_blocked(logits.data(), hn.data(), m.classifier(), rows, D, V);
-    const double loss = softmax_cross_entropy(logits.data(), targets.data(), rows, V);
-    if (!grad) return loss;
+    ws.hn.resize(RD);
+    ws.logits.resize((size_t)rows * V);
+    rmsnorm(ws.hn.data(), x.data(), m.weights.rms_final.data(), rows, D, c.norm_eps);
+    matmul_blocked(ws.logits.data(), ws.hn.data(), m.classifier(), rows, D, V);
+    if (!grad) return softmax_cross_entropy(ws.logits.data(), targets.data(), rows, V);
 
     Weights& g = *grad;
-    std::vector<float> dlogits((size_t)rows * V, 0.0f), dhn(RD, 0.0f), dx(RD, 0.0f);
-    softmax_cross_entropy_backward(dlogits.data(), logits.data(), targets.data(), rows, V);
+    zero(ws.dlogits, (size_t)rows * V);
+    zero(ws.dhn, RD);
+    zero(ws.dx, RD);
+    const double loss = softmax_cross_entropy_with_grad(ws.dlogits.data(), ws.logits.data(), targets.data(), rows, V);
     float* dcls = c.shared_classifier ? g.token_embedding.data() : g.wcls.data();
-    matmul_backward_x_blocked(dhn.data(), dlogits.data(), m.classifier(), rows, D, V);
-    matmul_backward_w_blocked(dcls, dlogits.data(), hn.data(), rows, D, V);
-    rmsnorm_backward(dx.data(), g.rms_final.data(), dhn.data(), x.data(), m.weights.rms_final.data(), rows, D, c.norm_eps);
+    matmul_backward_x_blocked(ws.dhn.data(), ws.dlogits.data(), m.classifier(), rows, D, V);
+    matmul_backward_w_blocked(dcls, ws.dlogits.data(), ws.hn.data(), rows, D, V);
+    std::vector<float>& dx = ws.dx;
+    rmsnorm_backward(dx.data(), g.rms_final.data(), ws.dhn.data(), x.data(), m.weights.rms_final.data(), rows, D, c.norm_eps);
 
     for (size_t si = segments.size(); si-- > 0;) {
         const Segment& seg = segments[si];
         const int width = seg.last - seg.first + 1;
         if (!seg.block) {
-            for (int j = width - 1; j >= 0; j--) layer_backward(P, tape[seg.step0 + j], dx, g);
+            for (int j = width - 1; j >= 0; j--) layer_backward(P, ws.tape[seg.step0 + j], dx, g);
             continue;
         }
         // Every recorded iteration starts from block_input, so its gradient is the sum of
         // what each iteration sends back. Only the last iteration's output is used; an
         // earlier one affects the loss only through the K/V it makes.
-        std::vector<float> dinput(RD, 0.0f);
+        zero(ws.dinput, RD);
         for (int r = it.b - 1; r >= 0; r--) {
             if (r < it.b - 1) std::fill(dx.begin(), dx.end(), 0.0f);
-            for (int j = width - 1; j >= 0; j--) layer_backward(P, tape[seg.step0 + (size_t)r * width + j], dx, g);
-            residual_backward(dinput.data(), dx.data(), RD);  // dinput += dx
+            for (int j = width - 1; j >= 0; j--) layer_backward(P, ws.tape[seg.step0 + (size_t)r * width + j], dx, g);
+            residual_backward(ws.dinput.data(), dx.data(), RD);  // dinput += dx
         }
-        dx.swap(dinput);
+        dx.swap(ws.dinput);
     }
     embedding_backward(g.token_embedding.data(), dx.data(), inputs.data(), rows, D);
     return loss;
@@ -290,10 +338,13 @@ double run(const Model& m, const int* tokens, int batch, int n, const TrainItera
 }  // namespace
 
 double model_loss_and_grad(const Model& m, const int* tokens, int batch, int n, const TrainIterations& it,
-                           Weights* grad) {
-    return run(m, tokens, batch, n, it, grad);
+                           Weights* grad, TrainWorkspace* workspace) {
+    if (workspace) return run(m, tokens, batch, n, it, grad, *workspace->buffers);
+    TrainWorkspace own;
+    return run(m, tokens, batch, n, it, grad, *own.buffers);
 }
 
-double model_loss(const Model& m, const int* tokens, int batch, int n, const TrainIterations& it) {
-    return run(m, tokens, batch, n, it, nullptr);
+double model_loss(const Model& m, const int* tokens, int batch, int n, const TrainIterations& it,
+                  TrainWorkspace* workspace) {
+    return model_loss_and_grad(m, tokens, batch, n, it, nullptr, workspace);
 }

@@ -16,8 +16,10 @@
 #include "reference/matmul_blocked.h"
 #include "reference/ops.h"
 #include "reference/train_model.h"
+#include "tests/expect_close.h"
 #include "tests/helpers.h"
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <memory>
 
@@ -261,9 +263,24 @@ TEST_CASE("softmax cross-entropy: mean loss and its gradient, with outliers", "[
     const std::vector<float> pl = random_vector(logits.size(), seed + 1);
     std::vector<float> dl = pl;
     softmax_cross_entropy_backward(dl.data(), logits.data(), targets.data(), n, vocab);
-    check_grad("dlogits", dl, pl, finite_diff(logits, loss, 1e-3f), 1e-4);
+    const std::vector<double> fd = finite_diff(logits, loss, 1e-3f);
+    check_grad("dlogits", dl, pl, fd, 1e-4);
+
+    // both at once: the same loss to the last bit, the same gradient within float rounding
+    std::vector<float> dl2 = pl;
+    CHECK(softmax_cross_entropy_with_grad(dl2.data(), logits.data(), targets.data(), n, vocab) ==
+          softmax_cross_entropy(logits.data(), targets.data(), n, vocab));
+    check_grad("dlogits, with the loss", dl2, pl, fd, 1e-4);
+    expect_close(dl2, dl, ELEMENTWISE_BOUND);
+    // scale weights the gradient (by a power of two: exactly), not the loss
+    std::vector<float> dl1(logits.size(), 0.0f), dl3(logits.size(), 0.0f);
+    softmax_cross_entropy_with_grad(dl1.data(), logits.data(), targets.data(), n, vocab);
+    CHECK(softmax_cross_entropy_with_grad(dl3.data(), logits.data(), targets.data(), n, vocab, 0.25f) ==
+          softmax_cross_entropy(logits.data(), targets.data(), n, vocab));
+    for (size_t i = 0; i < dl3.size(); i++) CHECK(dl3[i] == 0.25f * dl1[i]);
     const std::vector<int> bad = {3, 2, 7, 0};
     CHECK_THROWS(softmax_cross_entropy(logits.data(), bad.data(), n, vocab));
+    CHECK_THROWS(softmax_cross_entropy_with_grad(dl3.data(), logits.data(), bad.data(), n, vocab));
 }
 
 // ---------------------------------------------------------------------------
@@ -559,4 +576,38 @@ TEST_CASE("model_loss_and_grad accumulates and checks its inputs", "[backward]")
     Model wrong = tiny_model("standard", true, 5);
     allocate_weights(wrong);  // standard has 4 K/V slots, lckv:1 two
     CHECK_THROWS(model_loss_and_grad(m, tokens.data(), batch, n, {}, &wrong.weights));
+}
+
+TEST_CASE("a workspace reused across calls gives the bits of a fresh one", "[backward]") {
+    // what one call leaves in the buffers (activations, K/V and their gradients, the tape)
+    // must not reach the next: the calls in between use other shapes and no gradient
+    const int batch = 2, n = 6;
+    for (const std::string plan : {"standard", "lckv:1", "1,1,3,3"}) {
+        INFO("plan " << plan);
+        Model m = tiny_model(plan, true, 8);
+        std::vector<int> tokens((size_t)batch * (n + 1));
+        for (size_t i = 0; i < tokens.size(); i++) tokens[i] = (int)((i * 5 + 3) % 11);
+        const TrainIterations it{2, 2};
+        Model fresh = m, reused = m;
+        allocate_weights(fresh);
+        allocate_weights(reused);
+        const double want = model_loss_and_grad(m, tokens.data(), batch, n, it, &fresh.weights);
+
+        TrainWorkspace ws;
+        Model first = m;
+        allocate_weights(first);
+        CHECK(model_loss_and_grad(m, tokens.data(), batch, n, it, &first.weights, &ws) == want);
+        std::vector<int> other((size_t)(n + 2) * 1);
+        for (size_t i = 0; i < other.size(); i++) other[i] = (int)((i * 3 + 1) % 11);
+        CHECK(model_loss(m, other.data(), 1, n + 1, it, &ws) == model_loss(m, other.data(), 1, n + 1, it));
+        CHECK(model_loss(m, tokens.data(), batch, n, TrainIterations{1, 3}, &ws) ==
+              model_loss(m, tokens.data(), batch, n, TrainIterations{1, 3}));
+        CHECK(model_loss_and_grad(m, tokens.data(), batch, n, it, &reused.weights, &ws) == want);
+        auto a = fresh.weights.tensors(), b = reused.weights.tensors();
+        for (size_t i = 0; i < a.size(); i++) {
+            INFO("tensor " << tensor_name(i));
+            REQUIRE(a[i]->size() == b[i]->size());
+            CHECK(std::memcmp(a[i]->data(), b[i]->data(), a[i]->size() * sizeof(float)) == 0);
+        }
+    }
 }

@@ -78,7 +78,7 @@ void AdamW::step(Model& model, Weights& grad, float lr) {
 // ---------------------------------------------------------------------------
 // the loop
 
-double validation_loss(const Model& m, const std::vector<int>& tokens, const TrainOptions& o) {
+double validation_loss(const Model& m, const std::vector<int>& tokens, const TrainOptions& o, TrainWorkspace* workspace) {
     const int len = o.seq + 1;
     if ((int)tokens.size() < len)
         fail("the validation text has " + std::to_string(tokens.size()) + " tokens, fewer than seq + 1 = " + std::to_string(len));
@@ -94,7 +94,7 @@ double validation_loss(const Model& m, const std::vector<int>& tokens, const Tra
             const size_t start = windows == 1 ? 0 : span * (done + i) / (windows - 1);
             std::copy_n(tokens.begin() + start, len, batch.begin() + (size_t)i * len);
         }
-        total += model_loss(m, batch.data(), b, o.seq, o.iterations) * b;
+        total += model_loss(m, batch.data(), b, o.seq, o.iterations, workspace) * b;
         done += b;
     }
     return total / windows;
@@ -146,6 +146,7 @@ void train(Model& m, const std::vector<int>& train_tokens, const std::vector<int
     allocate_weights(grad_model);
     Weights& grad = grad_model.weights;
     AdamW opt(m, o.beta1, o.beta2, o.adam_eps, o.weight_decay);
+    TrainWorkspace workspace;  // the activations of a step, allocated at the first and reused
     Rng rng(o.seed);
     std::vector<int> batch((size_t)o.batch * len);
     const size_t starts = train_tokens.size() - len + 1;
@@ -164,7 +165,7 @@ void train(Model& m, const std::vector<int>& train_tokens, const std::vector<int
         // written stays the last good one, and no later one can hold NaN weights
         const std::string at = "at step " + std::to_string(step + 1) + " of " + std::to_string(o.steps);
         const std::string hint = "; try a lower --lr (it is " + number_text(o.lr) + ") or --clip";
-        const double loss = model_loss_and_grad(m, batch.data(), o.batch, o.seq, o.iterations, &grad);
+        const double loss = model_loss_and_grad(m, batch.data(), o.batch, o.seq, o.iterations, &grad, &workspace);
         if (!std::isfinite(loss)) fail("train: the loss became " + number_text(loss) + " " + at + hint);
         const double norm = clip_grad_norm(grad, o.grad_clip);
         if (!std::isfinite(norm)) fail("train: the gradient norm became " + number_text(norm) + " " + at + hint);
@@ -180,7 +181,7 @@ void train(Model& m, const std::vector<int>& train_tokens, const std::vector<int
         const bool log = eval || (o.log_every > 0 && (step + 1) % o.log_every == 0);
         double val = -1;
         if (eval && !val_tokens.empty()) {
-            val = validation_loss(m, val_tokens, o);
+            val = validation_loss(m, val_tokens, o, &workspace);
             if (!std::isfinite(val))
                 fail("train: the validation loss became " + number_text(val) + " at step " + std::to_string(step + 1) +
                      "; try a lower --lr (it is " + number_text(o.lr) + ") or --clip");

@@ -53,8 +53,10 @@ private:
     std::vector<std::vector<float>> m_, v_;  // first and second moments, per tensor of Weights::tensors()
 };
 
-// Mean loss over o.eval_windows windows of o.seq + 1 tokens spread evenly over tokens.
-double validation_loss(const Model& m, const std::vector<int>& tokens, const TrainOptions& o);
+// Mean loss over o.eval_windows windows of o.seq + 1 tokens spread evenly over tokens
+// (with a workspace, in its buffers).
+double validation_loss(const Model& m, const std::vector<int>& tokens, const TrainOptions& o,
+                       TrainWorkspace* workspace = nullptr);
 
 // Trains m in place. train_tokens needs at least seq + 1 tokens; val_tokens may be empty
 // (no validation) or must hold at least seq + 1.

@@ -91,8 +91,12 @@ size_t train_step_bytes(const Config& c, const Plan& plan, int batch, int seq, i
     const size_t kv_executions = sat_add(kv_outside, sat_mul(b, kv_in_blocks));
     size_t width = sat_mul(executions, acts);
     width = sat_add(width, sat_mul(kv_executions, 4 * KV));        // K, V, dK, dV of recorded KV layers
-    width = sat_add(width, sat_mul((size_t)plan.n_kv_layers(), 4 * KV));  // an unrecorded and a zero K/V per slot
+    width = sat_add(width, sat_mul((size_t)plan.n_kv_layers(), 4 * KV));  // two unrecorded K/V per slot
+    width = sat_add(width, 2 * KV);                                  // the zero K/V
     width = sat_add(width, 2 * V + 8 * D + 3 * H + 2 * Q);         // logits, dlogits; x, tmp, dx, ...; backward scratch
+    // attention's backward keeps P and dS of one sequence, (heads, seq, seq) each: counted
+    // per row as 2 x heads x seq, which is batch times that (a few MB at the models' shapes)
+    width = sat_add(width, sat_mul(2 * (size_t)c.n_heads, (size_t)seq));
     return sat_add(sat_product({rows, width, sizeof(float)}), sat_product({rows, 2, sizeof(int)}));
 }
 

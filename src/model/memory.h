@@ -45,7 +45,7 @@ size_t run_state_bytes(const Config& c, bool iterates, size_t rows, size_t kept)
 // One training step of reference/train_model.cpp on `batch` windows of `seq` tokens: every
 // recorded layer execution's activations (the layers outside cyclic blocks once, each block's
 // layers b times; with its K/V and their gradients for a KV layer), one unrecorded execution's,
-// the logits and their gradient, and the backward's scratch. Weights, gradients and AdamW's two
+// the unrecorded K/V, the logits and their gradient, and the backward's scratch. Weights, gradients and AdamW's two
 // moments (4 x weight_bytes) are not in it.
 size_t train_step_bytes(const Config& c, const Plan& plan, int batch, int seq, int b_iterations);
 
