@@ -7,6 +7,7 @@
 #include "src/text/stories.h"
 #include "src/text/tokenizer.h"
 #include "src/util.h"
+#include "reference/parallel.h"
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -24,17 +25,53 @@ float learning_rate(const TrainOptions& o, int step) {
     return (float)(min_lr + 0.5 * (o.lr - min_lr) * (1.0 + std::cos(kPi * progress)));
 }
 
+// ---------------------------------------------------------------------------
+// Loops over every weight. Each is one pass over all the parameters (135M for SmolLM2,
+// several times a step), written so that GCC vectorizes it, and on threads when the tensor
+// pays for them; each element is computed alone, so the result does not depend on the
+// number of threads.
+
+// sum of x[i]^2 in double, in chunks of a fixed size added in order: the same sum on any
+// number of threads
+static double sum_of_squares(const float* x, size_t n) {
+    const size_t chunk = 1 << 16;
+    const size_t chunks = (n + chunk - 1) / chunk;
+    std::vector<double> part(chunks);
+#pragma omp parallel for schedule(static) if (worth_threads((double)n))
+    for (size_t c = 0; c < chunks; c++) {
+        double s = 0.0;
+        const size_t end = std::min(n, (c + 1) * chunk);
+#pragma omp simd reduction(+ : s)
+        for (size_t i = c * chunk; i < end; i++) s += (double)x[i] * x[i];
+        part[c] = s;
+    }
+    double total = 0.0;
+    for (double s : part) total += s;
+    return total;
+}
+
 double clip_grad_norm(Weights& grad, float max_norm) {
     double ss = 0.0;
-    for (auto* t : grad.tensors())
-        for (float g : *t) ss += (double)g * g;
+    for (auto* t : grad.tensors()) ss += sum_of_squares(t->data(), t->size());
     const double norm = std::sqrt(ss);
     if (max_norm > 0 && norm > max_norm) {
         const float s = (float)(max_norm / norm);
-        for (auto* t : grad.tensors())
-            for (float& g : *t) g *= s;
+        for (auto* t : grad.tensors()) {
+            float* g = t->data();
+            const size_t n = t->size();
+#pragma omp parallel for simd schedule(static) if (worth_threads((double)n))
+            for (size_t i = 0; i < n; i++) g[i] *= s;
+        }
     }
     return norm;
+}
+
+// NaN or Inf in n floats: x * 0 is 0 for every finite x, NaN for the rest
+static bool all_finite(const float* x, size_t n) {
+    float zero = 0.0f;
+#pragma omp simd reduction(+ : zero)
+    for (size_t i = 0; i < n; i++) zero += x[i] * 0.0f;
+    return zero == 0.0f;
 }
 
 // ---------------------------------------------------------------------------
@@ -57,20 +94,26 @@ void AdamW::step(Model& model, Weights& grad, float lr) {
     auto params = model.weights.tensors(), grads = grad.tensors();
     if (params.size() != m_.size()) fail("AdamW: the model is not the one the optimizer was made for");
     t_++;
+    // p -= lr * (m / c1 / (sqrt(v / c2) + eps) + wd * p), with the bias corrections c1, c2
+    // folded into two constants: p -= step * m / (sqrt(v) * root + eps) + lr * wd * p
     const double c1 = 1.0 - std::pow((double)beta1_, t_), c2 = 1.0 - std::pow((double)beta2_, t_);
+    const float step = (float)(lr / c1), root = (float)(1.0 / std::sqrt(c2));
+    const float b1 = beta1_, b2 = beta2_, eps = eps_;
     for (size_t i = 0; i < params.size(); i++) {
         Tensor& p = *params[i];
         const Tensor& g = *grads[i];
         if (p.size() != m_[i].size() || g.size() != p.size()) fail("AdamW: tensor sizes changed between steps");
-        const float wd = decays(model.weights, params[i]) ? wd_ : 0.0f;
+        const float decay = decays(model.weights, params[i]) ? lr * wd_ : 0.0f;
+        float* pi = p.data();
+        const float* gi = g.data();
         float* mi = m_[i].data();
         float* vi = v_[i].data();
-#pragma omp parallel for schedule(static)
-        for (size_t j = 0; j < p.size(); j++) {
-            mi[j] = beta1_ * mi[j] + (1.0f - beta1_) * g[j];
-            vi[j] = beta2_ * vi[j] + (1.0f - beta2_) * g[j] * g[j];
-            const double mhat = mi[j] / c1, vhat = vi[j] / c2;
-            p[j] -= (float)(lr * (mhat / (std::sqrt(vhat) + eps_) + wd * (double)p[j]));
+        const size_t n = p.size();
+#pragma omp parallel for simd schedule(static) if (worth_threads((double)n))
+        for (size_t j = 0; j < n; j++) {
+            mi[j] = b1 * mi[j] + (1.0f - b1) * gi[j];
+            vi[j] = b2 * vi[j] + (1.0f - b2) * gi[j] * gi[j];
+            pi[j] -= step * mi[j] / (std::sqrt(vi[j]) * root + eps) + decay * pi[j];
         }
     }
 }
@@ -109,8 +152,7 @@ static void save_checkpoint(const std::string& path, Model& m) {
 // NaN or Inf anywhere in the weights.
 static bool weights_finite(Model& m) {
     for (auto* t : m.weights.tensors())
-        for (float x : *t)
-            if (!std::isfinite(x)) return false;
+        if (!all_finite(t->data(), t->size())) return false;
     return true;
 }
 
