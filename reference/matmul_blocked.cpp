@@ -10,6 +10,7 @@
 #include "reference/dot.h"
 #include "reference/parallel.h"
 #include <algorithm>
+#include <cstring>
 #include <omp.h>
 
 // ---------------------------------------------------------------------------------------
@@ -25,24 +26,70 @@
 constexpr int kTileRows = 4;  // rows of x per tile
 constexpr int kTileCols = 4;  // weight rows per tile
 
+// out[c] = lane_total(lane[c]) for c < 4, the same additions of the same values, made four
+// at a time. Added one accumulator at a time, the 8 lanes leave the vector registers one
+// by one, and at k = 128 (the demo shape's products) that took as long as the loop over k.
+// GCC's vector extensions spell the shuffles out; other compilers add one at a time.
+static inline void lane_totals_of_four(float* out, const float (&lane)[4][kDotLanes]) {
+#if defined(__GNUC__)
+    typedef float Lanes __attribute__((vector_size(32)));
+    typedef int Picks __attribute__((vector_size(32)));
+    Lanes l[4];
+    std::memcpy(l, lane, sizeof l);
+    // half[j] = lane[j] + lane[j + 4]:    h01 = (half of 0, half of 1), h23 likewise
+    const Picks lo = {0, 1, 2, 3, 8, 9, 10, 11}, hi = {4, 5, 6, 7, 12, 13, 14, 15};
+    const Lanes h01 = __builtin_shuffle(l[0], l[1], lo) + __builtin_shuffle(l[0], l[1], hi);
+    const Lanes h23 = __builtin_shuffle(l[2], l[3], lo) + __builtin_shuffle(l[2], l[3], hi);
+    // quarter[j] = half[j] + half[j + 2]: q = (q0[0], q0[1], q2[0], q2[1], q1[0], q1[1], q3[0], q3[1])
+    const Picks q_lo = {0, 1, 8, 9, 4, 5, 12, 13}, q_hi = {2, 3, 10, 11, 6, 7, 14, 15};
+    const Lanes q = __builtin_shuffle(h01, h23, q_lo) + __builtin_shuffle(h01, h23, q_hi);
+    // total = quarter[0] + quarter[1], for accumulators 0, 1, 2, 3 in the first four lanes
+    const Picks t_lo = {0, 4, 2, 6, 0, 4, 2, 6}, t_hi = {1, 5, 3, 7, 1, 5, 3, 7};
+    const Lanes t = __builtin_shuffle(q, t_lo) + __builtin_shuffle(q, t_hi);
+    for (int c = 0; c < 4; c++) out[c] = t[c];
+#else
+    for (int c = 0; c < 4; c++) out[c] = lane_total(lane[c]);
+#endif
+}
+
+// One step of a tile: lane[r][c][j] += x[r * ldx + j] * w[c * ldw + j], j < 8.
+template <int R, int C>
+static inline void dot_tile_step(float (&lane)[R][C][kDotLanes], const float* x, size_t ldx, const float* w, size_t ldw) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++)
+#pragma omp simd
+            for (int j = 0; j < kDotLanes; j++) lane[r][c][j] = mul_add(x[r * ldx + j], w[c * ldw + j], lane[r][c][j]);
+}
+
 // out (R, C), row stride ldo = x (R rows, stride ldx) . w (C rows, stride ldw), over k
 template <int R, int C>
 static void dot_tile(float* out, size_t ldo, const float* x, size_t ldx, const float* w, size_t ldw, int k) {
-    float lane[R][C][kDotLanes] = {};
-    int i = 0;
-    for (; i + kDotLanes <= k; i += kDotLanes)
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-            for (int c = 0; c < C; c++)
-#pragma omp simd
-                for (int j = 0; j < kDotLanes; j++)
-                    lane[r][c][j] = mul_add(x[r * ldx + i + j], w[c * ldw + i + j], lane[r][c][j]);
-    for (int r = 0; r < R; r++)  // the last k % 8, as dot() adds them
-        for (int c = 0; c < C; c++)
-            for (int j = 0; i + j < k; j++) lane[r][c][j] = mul_add(x[r * ldx + i + j], w[c * ldw + i + j], lane[r][c][j]);
+    float lane[R][C][kDotLanes];
     for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            for (int j = 0; j < kDotLanes; j++) lane[r][c][j] = 0.0f;
+    int i = 0;
+    for (; i + kDotLanes <= k; i += kDotLanes) dot_tile_step<R, C>(lane, x + i, ldx, w + i, ldw);
+    if (i < k) {
+        // The last k % 8, as dot() adds them: one more step over copies padded with +0 in x
+        // and -0 in w, whose product -0 leaves every lane as it is (c + -0 = c, even for c = +0
+        // or -0), so the lanes past the end keep their sums, as in dot().
+        float xt[R][kDotLanes], wt[C][kDotLanes];
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < kDotLanes; j++) xt[r][j] = i + j < k ? x[r * ldx + i + j] : 0.0f;
+        for (int c = 0; c < C; c++)
+            for (int j = 0; j < kDotLanes; j++) wt[c][j] = i + j < k ? w[c * ldw + i + j] : -0.0f;
+        dot_tile_step<R, C>(lane, xt[0], kDotLanes, wt[0], kDotLanes);
+    }
+    for (int r = 0; r < R; r++) {
+        if constexpr (C == 4) {
+            lane_totals_of_four(out + r * ldo, lane[r]);
+            continue;
+        }
         for (int c = 0; c < C; c++) out[r * ldo + c] = lane_total(lane[r][c]);
+    }
 }
 
 // One compiled tile per shape up to kTileRows x kTileCols, for the edges of a product.

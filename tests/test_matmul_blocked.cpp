@@ -83,6 +83,24 @@ TEST_CASE("matmul_blocked equals matmul to the last bit, at every edge of its ti
             }
 }
 
+TEST_CASE("matmul_blocked keeps dot's signed zeros where k is not a multiple of 8", "[blocked]") {
+    // 1e-30 * -1e-30 rounds to -0, so every lane dot() fills holds -0 and the sum is -0; the
+    // tile's last step pads its copies with products that must leave a -0 lane as it is
+    for (int k : {8, 9, 12, 15, 17}) {
+        INFO("k " << k);
+        const int n = 4, d = 4;
+        const std::vector<float> x((size_t)n * k, 1e-30f), w((size_t)d * k, -1e-30f);
+        std::vector<float> naive((size_t)n * d, kNaN), blocked((size_t)n * d, kNaN);
+        matmul(naive.data(), x.data(), w.data(), n, k, d);
+        matmul_blocked(blocked.data(), x.data(), w.data(), n, k, d);
+        for (size_t i = 0; i < naive.size(); i++) {
+            CHECK(naive[i] == 0.0f);
+            CHECK(std::signbit(blocked[i]) == std::signbit(naive[i]));
+        }
+        if (k >= 16) CHECK(std::signbit(naive[0]));  // every lane has a product: -0
+    }
+}
+
 TEST_CASE("matmul_blocked at model shapes: 64-row blocks and L2-sized weight blocks", "[blocked]") {
     // more rows than one block (64) and more weight rows than fit the L2 budget at this k
     const int n = 130, k = 1000, d = 301;
