@@ -54,15 +54,11 @@ void matmul_backward_w(float* dw, const float* dout, const float* x, int n, int 
 }
 
 void rope_backward(float* dx, const int* positions, int n, int n_heads, int head_size, float theta, RopeStyle style) {
+    const RopeTable angles(positions, n, head_size, theta);  // as the forward computes them
     const int half = head_size / 2;
-    std::vector<float> cos_i(half), sin_i(half);  // one row's angles, as the forward computes them
     for (int r = 0; r < n; r++) {
-        for (int i = 0; i < half; i++) {
-            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);
-            float angle = positions[r] * freq;
-            cos_i[i] = cosf(angle);
-            sin_i[i] = sinf(angle);
-        }
+        const float* cos_i = angles.cos_of(r, positions[r]);
+        const float* sin_i = angles.sin_of(r, positions[r]);
         for (int h = 0; h < n_heads; h++) {
             float* head = dx + ((size_t)r * n_heads + h) * head_size;
             for (int i = 0; i < half; i++) {

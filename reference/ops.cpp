@@ -28,17 +28,43 @@ void matmul(float* out, const float* x, const float* w, int n, int k, int d) {
     }
 }
 
-void rope(float* x, const int* positions, int n, int n_heads, int head_size, float theta, RopeStyle style) {
+void rope_angles(float* cos_t, float* sin_t, int first, int count, int head_size, float theta) {
     const int half = head_size / 2;
-    std::vector<float> cos_i(half), sin_i(half);  // one row's angles, the same for every head
-    for (int r = 0; r < n; r++) {
-        for (int i = 0; i < half; i++) {
-            // the same float arithmetic as llama2.c, so greedy outputs match it
-            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);
-            float angle = positions[r] * freq;
-            cos_i[i] = cosf(angle);
-            sin_i[i] = sinf(angle);
+    for (int i = 0; i < half; i++) {
+        // the same float arithmetic as llama2.c, so greedy outputs match it
+        const float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_size);
+        for (int p = 0; p < count; p++) {
+            const float angle = (first + p) * freq;
+            cos_t[(size_t)p * half + i] = cosf(angle);
+            sin_t[(size_t)p * half + i] = sinf(angle);
         }
+    }
+}
+
+RopeTable::RopeTable(const int* positions, int n, int head_size, float theta) : half(head_size / 2) {
+    if (n <= 0) return;
+    first = *std::min_element(positions, positions + n);
+    const int last = *std::max_element(positions, positions + n);
+    // a training batch or a prefill repeats a short range of positions: one row of angles
+    // per position of the range; other positions (far apart) get a row each
+    sparse = (size_t)last - first + 1 > (size_t)n;
+    const int rows = sparse ? n : last - first + 1;
+    cos_t.resize((size_t)rows * half);
+    sin_t.resize((size_t)rows * half);
+    if (!sparse) {
+        rope_angles(cos_t.data(), sin_t.data(), first, rows, head_size, theta);
+        return;
+    }
+    for (int r = 0; r < n; r++)
+        rope_angles(&cos_t[(size_t)r * half], &sin_t[(size_t)r * half], positions[r], 1, head_size, theta);
+}
+
+void rope(float* x, const int* positions, int n, int n_heads, int head_size, float theta, RopeStyle style) {
+    const RopeTable angles(positions, n, head_size, theta);
+    const int half = head_size / 2;
+    for (int r = 0; r < n; r++) {
+        const float* cos_i = angles.cos_of(r, positions[r]);
+        const float* sin_i = angles.sin_of(r, positions[r]);
         for (int h = 0; h < n_heads; h++) {
             float* head = x + ((size_t)r * n_heads + h) * head_size;
             for (int i = 0; i < half; i++) {

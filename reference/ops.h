@@ -2,6 +2,7 @@
 // kernels are tested against. Matrices are row-major; a "row" is one token.
 #pragma once
 #include <cstddef>
+#include <vector>
 
 enum class RopeStyle {
     Adjacent,   // llama2.c / Meta: rotate pairs (2i, 2i+1) within each head
@@ -19,6 +20,22 @@ void matmul(float* out, const float* x, const float* w, int n, int k, int d);
 
 // Rotates every head of every row in place; row r sits at positions[r].
 void rope(float* x, const int* positions, int n, int n_heads, int head_size, float theta, RopeStyle style);
+
+// cos and sin of p * theta^(-2i / head_size), i < head_size / 2, for positions p = first ..
+// first + count - 1: (count, head_size / 2) each, in llama2.c's float arithmetic.
+void rope_angles(float* cos_t, float* sin_t, int first, int count, int head_size, float theta);
+
+// The angles rope() and rope_backward() rotate n rows by, computed once per position: a
+// training batch or a prefill of several sequences repeats its positions (powf and sincosf
+// per row were 2.5% of a demo training step).
+struct RopeTable {
+    int half = 0, first = 0;
+    bool sparse = false;  // positions spread wider than n: one row of angles per row instead
+    std::vector<float> cos_t, sin_t;
+    RopeTable(const int* positions, int n, int head_size, float theta);
+    const float* cos_of(int row, int pos) const { return &cos_t[(size_t)(sparse ? row : pos - first) * half]; }
+    const float* sin_of(int row, int pos) const { return &sin_t[(size_t)(sparse ? row : pos - first) * half]; }
+};
 
 // In-place numerically safe softmax of one row of n values.
 void softmax(float* x, int n);

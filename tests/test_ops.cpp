@@ -44,6 +44,32 @@ TEST_CASE("rope rotates adjacent or half-split pairs", "[ops]") {
     CHECK(z == z0);
 }
 
+TEST_CASE("rope of many rows equals rope of each row alone: repeated, shuffled and far-apart positions", "[ops]") {
+    // rope computes each position's angles once per call (RopeTable): a batch repeats its
+    // positions, and positions spread wider than the rows take a row of angles each
+    const int heads = 3, hs = 8;
+    const std::vector<std::vector<int>> cases = {
+        {0, 1, 2, 3, 0, 1, 2, 3},   // two sequences of a training batch
+        {7, 5, 6, 5, 9},            // shuffled, repeated, with a gap
+        {5, 1000, 3},               // wider than the rows
+        {42},                       // one decode step
+    };
+    for (const auto& positions : cases)
+        for (RopeStyle style : {RopeStyle::Adjacent, RopeStyle::HalfSplit}) {
+            const int n = (int)positions.size();
+            INFO("rows " << n << " first position " << positions[0]);
+            std::vector<float> x((size_t)n * heads * hs);
+            for (size_t i = 0; i < x.size(); i++) x[i] = std::sin(0.37f * (float)i + 0.1f);
+            std::vector<float> all = x;
+            rope(all.data(), positions.data(), n, heads, hs, 10000.0f, style);
+            for (int r = 0; r < n; r++) {
+                std::vector<float> one(x.begin() + (size_t)r * heads * hs, x.begin() + (size_t)(r + 1) * heads * hs);
+                rope(one.data(), &positions[r], 1, heads, hs, 10000.0f, style);
+                for (int i = 0; i < heads * hs; i++) CHECK(all[(size_t)r * heads * hs + i] == one[i]);
+            }
+        }
+}
+
 TEST_CASE("softmax is safe with large outliers", "[ops]") {
     std::vector<float> s = {1, 2, 3};
     softmax(s.data(), 3);
