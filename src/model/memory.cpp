@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <fstream>
+#include <omp.h>
 
 size_t sat_mul(size_t a, size_t b) {
     size_t r;
@@ -85,7 +86,7 @@ size_t train_step_bytes(const Config& c, const Plan& plan, int batch, int seq, i
     const size_t b = plan.iterates() ? (size_t)std::max(1, b_iterations) : 1;
     const size_t outside = (size_t)c.n_layers - in_blocks;
     const size_t kv_outside = (size_t)plan.n_kv_layers() - kv_in_blocks;
-    // Acts: x_in, xn1, x_mid, xn2 (dim), q, att (q_dim), gate, up, act (hidden)
+    // Acts: x_in, xn1, x_mid, xn2 (dim), q, att (q_dim), gate, up, denom (hidden)
     const size_t acts = 4 * D + 2 * Q + 3 * H;
     const size_t executions = sat_add(outside, sat_mul(b, in_blocks)) + 1;  // + the unrecorded scratch
     const size_t kv_executions = sat_add(kv_outside, sat_mul(b, kv_in_blocks));
@@ -93,7 +94,7 @@ size_t train_step_bytes(const Config& c, const Plan& plan, int batch, int seq, i
     width = sat_add(width, sat_mul(kv_executions, 4 * KV));        // K, V, dK, dV of recorded KV layers
     width = sat_add(width, sat_mul((size_t)plan.n_kv_layers(), 4 * KV));  // two unrecorded K/V per slot
     width = sat_add(width, 2 * KV);                                  // the zero K/V
-    width = sat_add(width, 2 * V + 8 * D + 3 * H + 2 * Q);         // logits, dlogits; x, tmp, dx, ...; backward scratch
+    width = sat_add(width, 2 * V + 8 * D + 4 * H + 2 * Q);         // logits, dlogits; x, tmp, dx, ...; act; backward scratch
     // attention's backward keeps P and dS of one sequence, (heads, seq, seq) each: counted
     // per row as 2 x heads x seq, which is batch times that (a few MB at the models' shapes)
     width = sat_add(width, sat_mul(2 * (size_t)c.n_heads, (size_t)seq));
@@ -113,7 +114,10 @@ void add_backend(MemoryNeed& need, const Model& m, Device d, int batch, int cont
     const size_t state = run_state_bytes(c, m.plan.iterates(), rows, kept);
     if (d == Device::CPU) {
         need.host("KV cache (" + shape + ")", kv);
-        need.host("run state (" + std::to_string(batch) + " x " + std::to_string(prompt) + " prompt rows)", state);
+        // + attention_blocked's scores, up to 32 queries x the context per thread, kept by each thread
+        const size_t scores = sat_product({(size_t)omp_get_max_threads(), 32, (size_t)context, sizeof(float)});
+        need.host("run state (" + std::to_string(batch) + " x " + std::to_string(prompt) + " prompt rows)",
+                  sat_add(state, scores));
         return;
     }
     // cuda/forward.cu: the weights' copy, the cache, the same run state, split decode's
