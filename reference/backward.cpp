@@ -83,6 +83,18 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
     }
 }
 
+void swiglu_backward_kept(float* dgate, float* dup, float* act, const float* dout, const float* gate, const float* up,
+                          const float* denom, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        const float sig = 1.0f / denom[i];
+        act[i] = g / denom[i] * up[i];
+        dgate[i] += dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
+        dup[i] += dout[i] * g * sig;
+    }
+}
+
 void residual_backward(float* dy, const float* dout, size_t n) {
     for (size_t i = 0; i < n; i++) dy[i] += dout[i];
 }

@@ -32,6 +32,10 @@ void rope_backward(float* dx, const int* positions, int n, int n_heads, int head
 // swiglu: out = silu(gate) * up, silu(g) = g * sigmoid(g).
 //   dgate += dout * up * sigmoid(g) * (1 + g * (1 - sigmoid(g)));  dup += dout * silu(g)
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n);
+// The same from the denominators swiglu_keep kept (sigmoid(g) = 1 / denom): the same bits,
+// and no exp; act (n) receives the forward's output again (swiglu's bits), for W2's gradient.
+void swiglu_backward_kept(float* dgate, float* dup, float* act, const float* dout, const float* gate, const float* up,
+                          const float* denom, size_t n);
 
 // residual_add: x += y  =>  dy += dout (dx passes through unchanged).
 void residual_backward(float* dy, const float* dout, size_t n);

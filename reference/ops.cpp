@@ -99,6 +99,14 @@ void swiglu(float* hb, const float* hb2, size_t n) {
     }
 }
 
+void swiglu_keep(float* act, float* denom, const float* gate, const float* up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        denom[i] = 1.0f + expf(-g);
+        act[i] = g / denom[i] * up[i];  // swiglu's g / (1 + exp(-g)) * up
+    }
+}
+
 void residual_add(float* x, const float* y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }

@@ -42,6 +42,9 @@ void softmax(float* x, int n);
 
 // hb (n) = silu(hb) * hb2  (the SwiGLU gate, element-wise)
 void swiglu(float* hb, const float* hb2, size_t n);
+// act (n) = swiglu of gate and up, with swiglu's bits, keeping each element's denominator
+// denom = 1 + exp(-gate) for the backward (training), which then needs no exp.
+void swiglu_keep(float* act, float* denom, const float* gate, const float* up, size_t n);
 
 // x (n) += y (n)
 void residual_add(float* x, const float* y, size_t n);

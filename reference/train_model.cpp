@@ -39,7 +39,8 @@ struct Acts {
     std::vector<float> att;    // (rows, q_dim) attention output
     std::vector<float> x_mid;  // (rows, dim) after the attention residual
     std::vector<float> xn2;    // rmsnorm(x_mid) * rms_ffn
-    std::vector<float> gate, up, act;  // (rows, hidden) w1 xn2, w3 xn2, silu(gate) * up
+    std::vector<float> gate, up;  // (rows, hidden) w1 xn2, w3 xn2
+    std::vector<float> denom;     // (rows, hidden) 1 + exp(-gate): swiglu's denominators (swiglu_keep)
     KV* read = nullptr;        // the K/V the attention read
     KV* made = nullptr;        // the K/V this layer made, when it is a recorded KV layer
 };
@@ -72,6 +73,7 @@ struct TrainWorkspace::Buffers {
     std::vector<float> x, tmp, block_input;       // (rows, dim)
     std::vector<float> hn, dhn, dx, dinput;       // (rows, dim)
     std::vector<float> logits, dlogits;           // (rows, vocab)
+    std::vector<float> act;                       // (rows, hidden) swiglu's output, made again where needed
     std::vector<float> dact, dgate, dup, dxn, datt, dq;  // backward scratch
     std::vector<Segment> segments;
 };
@@ -136,7 +138,7 @@ void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded
     a.layer = l;
     a.x_in.assign(x.begin(), x.end());
     a.xn1.resize(R * D); a.q.resize(R * QD); a.att.resize(R * QD);
-    a.xn2.resize(R * D); a.gate.resize(R * H); a.up.resize(R * H); a.act.resize(R * H);
+    a.xn2.resize(R * D); a.gate.resize(R * H); a.up.resize(R * H); a.denom.resize(R * H);
 
     rmsnorm(a.xn1.data(), x.data(), w.rms_att.data() + (size_t)l * D, rows, D, c.norm_eps);
     matmul_blocked(a.q.data(), a.xn1.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
@@ -166,9 +168,9 @@ void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded
     rmsnorm(a.xn2.data(), x.data(), w.rms_ffn.data() + (size_t)l * D, rows, D, c.norm_eps);
     matmul_blocked(a.gate.data(), a.xn2.data(), w.w1.data() + (size_t)l * H * D, rows, D, H);
     matmul_blocked(a.up.data(), a.xn2.data(), w.w3.data() + (size_t)l * H * D, rows, D, H);
-    std::copy(a.gate.begin(), a.gate.end(), a.act.begin());
-    swiglu(a.act.data(), a.up.data(), R * H);
-    matmul_blocked(P.ws.tmp.data(), a.act.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
+    P.ws.act.resize(R * H);
+    swiglu_keep(P.ws.act.data(), a.denom.data(), a.gate.data(), a.up.data(), R * H);
+    matmul_blocked(P.ws.tmp.data(), P.ws.act.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
     residual_add(x.data(), P.ws.tmp.data(), R * D);
 }
 
@@ -188,10 +190,12 @@ void layer_backward(Pass& P, Acts& a, std::vector<float>& dx, Weights& g) {
     // x_out = x_mid + w2 act,  act = swiglu(w1 xn2, w3 xn2),  xn2 = rmsnorm(x_mid)
     zero(P.ws.dact, R * H);
     matmul_backward_x_blocked(P.ws.dact.data(), dx.data(), w.w2.data() + (size_t)l * D * H, rows, H, D);
-    matmul_backward_w_blocked(g.w2.data() + (size_t)l * D * H, dx.data(), a.act.data(), rows, H, D);
     zero(P.ws.dgate, R * H);
     zero(P.ws.dup, R * H);
-    swiglu_backward(P.ws.dgate.data(), P.ws.dup.data(), P.ws.dact.data(), a.gate.data(), a.up.data(), R * H);
+    P.ws.act.resize(R * H);  // receives act again
+    swiglu_backward_kept(P.ws.dgate.data(), P.ws.dup.data(), P.ws.act.data(), P.ws.dact.data(), a.gate.data(),
+                         a.up.data(), a.denom.data(), R * H);
+    matmul_backward_w_blocked(g.w2.data() + (size_t)l * D * H, dx.data(), P.ws.act.data(), rows, H, D);
     zero(P.ws.dxn, R * D);
     matmul_backward_x_blocked(P.ws.dxn.data(), P.ws.dgate.data(), w.w1.data() + (size_t)l * H * D, rows, D, H);
     matmul_backward_w_blocked(g.w1.data() + (size_t)l * H * D, P.ws.dgate.data(), a.xn2.data(), rows, D, H);

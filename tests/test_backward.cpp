@@ -21,9 +21,12 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 
 namespace {
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // d loss / d x[i] by central differences at the indices given (all when empty); x is a
 // std::vector<float> or a model's Tensor.
@@ -156,6 +159,18 @@ TEST_CASE("swiglu backward: gate through silu, up through the product", "[backwa
     swiglu_backward(dg.data(), du.data(), R.data(), gate.data(), up.data(), n);
     check_grad("dgate", dg, pg, finite_diff(gate, loss, 1e-3f), 1e-3);
     check_grad("dup", du, pu, finite_diff(up, loss, 1e-3f), 1e-3);
+
+    // training's pair: swiglu_keep gives swiglu's bits and keeps the denominators, from which
+    // the backward gives swiglu_backward's bits and the forward's output again
+    std::vector<float> want = gate, act(n, kNaN), denom(n, kNaN);
+    swiglu(want.data(), up.data(), n);
+    swiglu_keep(act.data(), denom.data(), gate.data(), up.data(), n);
+    CHECK(std::memcmp(act.data(), want.data(), n * sizeof(float)) == 0);
+    std::vector<float> dg2 = pg, du2 = pu, act2(n, kNaN);
+    swiglu_backward_kept(dg2.data(), du2.data(), act2.data(), R.data(), gate.data(), up.data(), denom.data(), n);
+    CHECK(std::memcmp(dg2.data(), dg.data(), n * sizeof(float)) == 0);
+    CHECK(std::memcmp(du2.data(), du.data(), n * sizeof(float)) == 0);
+    CHECK(std::memcmp(act2.data(), want.data(), n * sizeof(float)) == 0);
 }
 
 TEST_CASE("residual and embedding backward: pass-through and scatter-add", "[backward]") {
