@@ -131,25 +131,25 @@ void dot_products(float* out, size_t ldo, const float* x, size_t ldx, const floa
 constexpr int kAxpyRows = 6;
 constexpr int kAxpyCols = 16;
 
-template <int R>
+template <int R, int W = kAxpyCols>
 static void axpy_tile(float* c, size_t ldc, const float* a, size_t a_row, size_t a_col, const float* b, size_t ldb,
                       int depth) {
-    float acc[R][kAxpyCols];
+    float acc[R][W];
     for (int m = 0; m < R; m++)
 #pragma omp simd
-        for (int j = 0; j < kAxpyCols; j++) acc[m][j] = c[m * ldc + j];
+        for (int j = 0; j < W; j++) acc[m][j] = c[m * ldc + j];
     for (int p = 0; p < depth; p++) {
         const float* bp = b + p * ldb;
 #pragma GCC unroll 6
         for (int m = 0; m < R; m++) {
             const float am = a[m * a_row + p * a_col];
 #pragma omp simd
-            for (int j = 0; j < kAxpyCols; j++) acc[m][j] = mul_add(am, bp[j], acc[m][j]);
+            for (int j = 0; j < W; j++) acc[m][j] = mul_add(am, bp[j], acc[m][j]);
         }
     }
     for (int m = 0; m < R; m++)
 #pragma omp simd
-        for (int j = 0; j < kAxpyCols; j++) c[m * ldc + j] = acc[m][j];
+        for (int j = 0; j < W; j++) c[m * ldc + j] = acc[m][j];
 }
 
 // The same for a tile at an edge: fewer rows or columns, plain loops.
@@ -165,6 +165,9 @@ static void axpy_edge(float* c, size_t ldc, const float* a, size_t a_row, size_t
 using AxpyTile = void (*)(float*, size_t, const float*, size_t, size_t, const float*, size_t, int);
 static constexpr AxpyTile axpy_tiles[kAxpyRows] = {axpy_tile<1>, axpy_tile<2>, axpy_tile<3>,
                                                    axpy_tile<4>, axpy_tile<5>, axpy_tile<6>};
+// half as wide, for an edge of 8 to 15 columns (the demo's hidden size, 344, is 21 x 16 + 8)
+static constexpr AxpyTile axpy_tiles_8[kAxpyRows] = {axpy_tile<1, 8>, axpy_tile<2, 8>, axpy_tile<3, 8>,
+                                                     axpy_tile<4, 8>, axpy_tile<5, 8>, axpy_tile<6, 8>};
 
 void multiply_add(float* c, size_t ldc, const float* a, size_t a_row, size_t a_col, const float* b, size_t ldb,
                   int rows, int depth, int cols) {
@@ -173,6 +176,10 @@ void multiply_add(float* c, size_t ldc, const float* a, size_t a_row, size_t a_c
         int j = 0;
         for (; j + kAxpyCols <= cols; j += kAxpyCols)
             axpy_tiles[R - 1](c + m * ldc + j, ldc, a + m * a_row, a_row, a_col, b + j, ldb, depth);
+        if (j + kAxpyCols / 2 <= cols) {
+            axpy_tiles_8[R - 1](c + m * ldc + j, ldc, a + m * a_row, a_row, a_col, b + j, ldb, depth);
+            j += kAxpyCols / 2;
+        }
         if (j < cols) axpy_edge(c + m * ldc + j, ldc, a + m * a_row, a_row, a_col, b + j, ldb, R, depth, cols - j);
     }
 }
