@@ -44,15 +44,17 @@ void CpuBackend::grow(int rows) {
 // ---------------------------------------------------------------------------
 // one layer: x += Attn(RMSNorm(x)) over the source's cache; x += SwiGLU(RMSNorm(x))
 
-void CpuBackend::run_layer(int l, int n, int p0) {
+void CpuBackend::run_layer(int l, int n, int p0, bool kv_only) {
     const Config& c = m_.config;
     const Weights& w = m_.weights;
     const Plan& plan = m_.plan;
     const int rows = batch_ * n, D = c.dim, QD = c.q_dim(), KD = c.kv_dim(), H = c.hidden_dim;
 
     rmsnorm(xb_.data(), x_.data(), w.rms_att.data() + (size_t)l * D, rows, D, c.norm_eps);
-    matmul_blocked(q_.data(), xb_.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
-    rope(q_.data(), positions_.data(), rows, c.n_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
+    if (!kv_only) {
+        matmul_blocked(q_.data(), xb_.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
+        rope(q_.data(), positions_.data(), rows, c.n_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
+    }
 
     const int slot = plan.kv_slot[l];
     if (plan.owns_kv(l)) {  // only KV layers compute K and V, and write them to their slot
@@ -65,6 +67,7 @@ void CpuBackend::run_layer(int l, int n, int p0) {
             std::memcpy(&value_cache_[dst], &v_[src], (size_t)n * KD * sizeof(float));
         }
     }
+    if (kv_only) return;
     for (int b = 0; b < batch_; b++) {
         const size_t rows_b = (size_t)b * n * QD;
         const float* kb = &key_cache_[kv_.offset(slot, b, 0)];
@@ -174,10 +177,14 @@ void CpuBackend::prefill(const int* tokens, int n, const PrefillOptions& opt) {
                     std::fill_n(&key_cache_[off], (size_t)n * kv_.kv_dim, 0.0f);
                     std::fill_n(&value_cache_[off], (size_t)n * kv_.kv_dim, 0.0f);
                 }
-        // iteration k reads the upper K/V that iteration k-1 wrote; keep the last
+        // iteration k reads the upper K/V that iteration k-1 wrote; keep the last. Before the
+        // last, only the K/V of the block's top layer (the highest source) leaves an
+        // iteration: the rest of that layer's work is skipped.
         for (int it = 0; it < opt.iterations; it++) {
             std::copy(block_input_.begin(), block_input_.end(), x_.begin());
-            run_layers(blk.first, blk.last, n, 0);
+            const bool last = it == opt.iterations - 1;
+            run_layers(blk.first, blk.last - 1, n, 0);
+            run_layer(blk.last, n, 0, !last);
         }
         next = blk.last + 1;
     }

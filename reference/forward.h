@@ -32,7 +32,9 @@ public:
 private:
     // Runs layers first..last over n new positions per sequence starting at p0.
     void run_layers(int first, int last, int n, int p0);
-    void run_layer(int layer, int n, int p0);
+    // kv_only: only the layer's K/V, into its cache slot (a cyclic block's top layer before
+    // the last iteration, whose output nothing reads)
+    void run_layer(int layer, int n, int p0, bool kv_only = false);
     // Embeds tokens (batch, n) at positions p0.. into x_.
     void embed(const int* tokens, int n, int p0);
     // Final norm and classifier for the kept rows (all n, or the last of each sequence).

@@ -128,7 +128,9 @@ struct Pass {
 };
 
 // x (rows, dim) += layer l of x; fills a; a recorded KV layer's K/V gets a gradient buffer.
-void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded) {
+// kv_only (an unrecorded execution of a block's top layer before the last iteration): only
+// its K/V, the one thing of it that a later layer reads.
+void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded, bool kv_only = false) {
     const Config& c = P.m.config;
     const Weights& w = P.m.weights;
     const Plan& plan = P.m.plan;
@@ -136,14 +138,11 @@ void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded
     const size_t R = rows;
 
     a.layer = l;
-    a.x_in.assign(x.begin(), x.end());
+    if (recorded) a.x_in.assign(x.begin(), x.end());  // only the backward reads it
     a.xn1.resize(R * D); a.q.resize(R * QD); a.att.resize(R * QD);
     a.xn2.resize(R * D); a.gate.resize(R * H); a.up.resize(R * H); a.denom.resize(R * H);
 
     rmsnorm(a.xn1.data(), x.data(), w.rms_att.data() + (size_t)l * D, rows, D, c.norm_eps);
-    matmul_blocked(a.q.data(), a.xn1.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
-    rope(a.q.data(), P.ws.positions.data(), rows, c.n_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
-
     const int slot = plan.kv_slot[l];
     a.made = nullptr;
     if (plan.owns_kv(l)) {
@@ -154,6 +153,9 @@ void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded
         if (recorded) a.made = &kv;
         P.ws.cache[slot] = &kv;
     }
+    if (kv_only) return;
+    matmul_blocked(a.q.data(), a.xn1.data(), w.wq.data() + (size_t)l * QD * D, rows, D, QD);
+    rope(a.q.data(), P.ws.positions.data(), rows, c.n_heads, c.head_size(), c.rope_theta, RopeStyle::Adjacent);
     a.read = P.ws.cache[slot];
     if (!a.read) fail("internal: layer " + std::to_string(l) + " reads a K/V slot nothing has written");
     for (int b = 0; b < P.batch; b++) {
@@ -163,7 +165,7 @@ void layer_forward(Pass& P, int l, std::vector<float>& x, Acts& a, bool recorded
     }
     matmul_blocked(P.ws.tmp.data(), a.att.data(), w.wo.data() + (size_t)l * D * QD, rows, QD, D);
     residual_add(x.data(), P.ws.tmp.data(), R * D);
-    a.x_mid.assign(x.begin(), x.end());
+    if (recorded) a.x_mid.assign(x.begin(), x.end());
 
     rmsnorm(a.xn2.data(), x.data(), w.rms_ffn.data() + (size_t)l * D, rows, D, c.norm_eps);
     matmul_blocked(a.gate.data(), a.xn2.data(), w.w1.data() + (size_t)l * H * D, rows, D, H);
@@ -293,7 +295,11 @@ double run(const Model& m, const int* tokens, int batch, int n, const TrainItera
         for (int i = 0; i < it.m + it.b; i++) {
             const bool rec = record && i >= it.m;
             x.assign(ws.block_input.begin(), ws.block_input.end());
-            for (int l = blk.first; l <= blk.last; l++) layer_forward(P, l, x, rec ? P.record() : ws.scratch, rec);
+            for (int l = blk.first; l <= blk.last; l++) {
+                // before the last iteration, only the top layer's K/V leaves it (as in forward.cpp)
+                const bool kv_only = !rec && l == blk.last && i < it.m + it.b - 1;
+                layer_forward(P, l, x, rec ? P.record() : ws.scratch, rec, kv_only);
+            }
         }
         next = blk.last + 1;
     }
