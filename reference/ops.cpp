@@ -81,7 +81,8 @@ void rope(float* x, const int* positions, int n, int n_heads, int head_size, flo
 
 void softmax(float* x, int n) {
     if (n <= 0) return;
-    float max = x[0];
+    float max = x[0];  // a max is exact in any order, so it may be vectorized
+#pragma omp simd reduction(max : max)
     for (int i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
     double sum = 0.0;
     for (int i = 0; i < n; i++) {
