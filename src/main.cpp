@@ -1,2 +1,6 @@
 #include "src/commands/cli.h"
-int main(int argc, char** argv) { return kvshare_main(argc, argv); }
+#include "src/omp_wait.h"
+int main(int argc, char** argv) {
+    spin_briefly_in_openmp_waits(argv);
+    return kvshare_main(argc, argv);
+}

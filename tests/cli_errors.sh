@@ -301,5 +301,15 @@ printf '%s\nplan,standard,0_1,2,1024,19.6,40,one pass,,,,,\n' "$("$BIN" sharing-
 if "$BIN" sharing-report "$T/rows.csv" --svg "$T/sr.svg" --markdown "$T/sr.md" && grep -q "| standard | 2 | 1.0 KB | 19.60 |" "$T/sr.md" &&
    grep -q "</svg>" "$T/sr.svg"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: sharing-report on a good CSV"; fi
 
+# OpenMP's threads spin 1000 rounds while they wait (src/omp_wait.h), not libgomp's 300,000,
+# unless the user set GOMP_SPINCOUNT or OMP_WAIT_POLICY, or runs one thread: libgomp prints
+# what it read with OMP_DISPLAY_ENV, once per start (kvshare starts twice when it sets it)
+spin() { env "$@" OMP_DISPLAY_ENV=verbose "$BIN" --help 2>&1 >/dev/null | grep "GOMP_SPINCOUNT =" | tail -n 1; }
+for want in "OMP_NUM_THREADS=2:'1000'" "OMP_NUM_THREADS=2 GOMP_SPINCOUNT=7:'7'" "OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive:'0'" \
+            "OMP_NUM_THREADS=1:'300000'"; do
+    got=$(spin ${want%%:*})
+    if [[ "$got" == *"= ${want#*:}" ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: spin count with ${want%%:*}: $got"; fi
+done
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
