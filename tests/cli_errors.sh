@@ -270,6 +270,10 @@ fi
 # exported with its tokenizer.json, a folder runs without -z; an eos_token_id naming every id
 # ends every reply (and generate) at once; no BOS, as the tokenizer asks
 "$BIN" export "$T/s.kvs" "$T/hfs" -z "$SMOL" 2>/dev/null
+# its config.json names the fast tokenizer class the folder holds, and no EOS: a bare
+# tokenizer.json names none (SentencePiece's layout would say 2)
+if grep -q '"tokenizer_class": *"PreTrainedTokenizerFast"' "$T/hfs/config.json" && ! grep -q 'eos_token_id' "$T/hfs/generation_config.json" &&
+   ! grep -q 'LlamaTokenizer\|eos_token_id' "$T/hfs/config.json"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: a byte-level export's config.json: $(cat "$T/hfs/config.json")"; fi
 printf '{"eos_token_id": [%s]}\n' "$(seq -s, 0 49151)" > "$T/hfs/generation_config.json"
 printf 'hi\n\nthere\n' | timeout 60 "$BIN" chat "$T/hfs" --chat-template chatml >"$T/out" 2>"$T/err"; rc=$?
 out=$(wc -l < "$T/out")

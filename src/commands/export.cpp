@@ -15,12 +15,15 @@
 // and tokenizer_config.json written from its spec. Else tokenizer.model: a SentencePiece file
 // as it is (every field kept), or the model's tokenizer converted (a llama2.c tokenizer.bin,
 // kvshare's BPE, the byte tokenizer).
-static std::vector<FolderFile> tokenizer_files_for(const std::string& z, const Model& m) {
+static std::vector<FolderFile> tokenizer_files_for(const std::string& z, const Model& m, HfTokenizerFacts& facts) {
     std::string given = !z.empty() ? z : m.tokenizer_path;
     if (given.empty() && !m.tokenizer_spec && !m.folder.empty() && std::filesystem::is_regular_file(m.folder + "/tokenizer.json"))
         given = m.folder + "/tokenizer.json";
     const Tokenizer t = tokenizer_for(given, m);  // checks its size, format and vocabulary
+    facts.bos_id = t.bos_id;
+    facts.eos_id = t.eos_id;
     if (t.is_byte_level()) {
+        facts.tokenizer_class = "PreTrainedTokenizerFast";
         const TokenizerSpec spec = given.empty() ? *m.tokenizer_spec : load_tokenizer_json(given);
         return {{"tokenizer.json", tokenizer_json_text(spec)}, {"tokenizer_config.json", tokenizer_config_json_text(spec)}};
     }
@@ -48,7 +51,9 @@ int cmd_export(int argc, char** argv) {
     if (dtype_name != "f32" && dtype_name != "bf16") fail("kvshare export: --dtype must be f32 or bf16");
     const DType dtype = dtype_name == "bf16" ? DType::BF16 : DType::F32;
     Model m = load_model(path, a.get("--plan"));
-    save_hf_folder(out, m, dtype, tokenizer_files_for(a.get("-z"), m));
+    HfTokenizerFacts facts;
+    const std::vector<FolderFile> tokenizer_files = tokenizer_files_for(a.get("-z"), m, facts);
+    save_hf_folder(out, m, dtype, tokenizer_files, facts);
     const bool lckv = m.plan.n_kv_layers() != m.config.n_layers || m.plan.diag_all;
     std::fprintf(stderr, "wrote %s: %s, %s, %.2fM parameters in %s\n", out.c_str(), lckv ? "lckv-llama" : "llama",
                  m.plan.spec().c_str(), m.n_params() / 1e6, dtype == DType::BF16 ? "BF16" : "F32");

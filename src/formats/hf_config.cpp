@@ -175,7 +175,12 @@ HfConfig parse_hf_config(const Json& json, const std::string& source) {
     return h;
 }
 
-Json hf_config_json(const Model& m, const std::string& torch_dtype) {
+static void set_token_ids(Json& j, const HfTokenizerFacts& tok) {
+    if (tok.bos_id >= 0) j.set("bos_token_id", Json::of(tok.bos_id));
+    if (tok.eos_id >= 0) j.set("eos_token_id", Json::of(tok.eos_id));
+}
+
+Json hf_config_json(const Model& m, const std::string& torch_dtype, const HfTokenizerFacts& tok) {
     const Config& c = m.config;
     const bool lckv = m.plan.n_kv_layers() != c.n_layers || m.plan.diag_all;
     Json j = Json::object();
@@ -196,11 +201,10 @@ Json hf_config_json(const Model& m, const std::string& torch_dtype) {
     j.set("rope_scaling", Json::null());
     j.set("attention_bias", Json::of(false));
     j.set("mlp_bias", Json::of(false));
-    j.set("bos_token_id", Json::of(1));
-    j.set("eos_token_id", Json::of(2));
-    // what AutoTokenizer opens tokenizer.model with: without it, it looks the tokenizer up by
+    set_token_ids(j, tok);
+    // what AutoTokenizer opens the tokenizer with: without it, it looks the tokenizer up by
     // config class, and the authors' LCKVLlamaConfig has none
-    j.set("tokenizer_class", Json::of("LlamaTokenizer"));
+    j.set("tokenizer_class", Json::of(tok.tokenizer_class));
     j.set("torch_dtype", Json::of(torch_dtype));
     if (lckv) {
         j.set("layer_types", Json::of(lckv_layer_types(m.plan)));
@@ -212,9 +216,8 @@ Json hf_config_json(const Model& m, const std::string& torch_dtype) {
     return j;
 }
 
-Json hf_generation_config_json() {
+Json hf_generation_config_json(const HfTokenizerFacts& tok) {
     Json j = Json::object();
-    j.set("bos_token_id", Json::of(1));
-    j.set("eos_token_id", Json::of(2));
+    set_token_ids(j, tok);
     return j;
 }

@@ -28,14 +28,21 @@ struct HfConfig {
 // `source` names the file in errors.
 HfConfig parse_hf_config(const Json& json, const std::string& source);
 
+// What config.json and generation_config.json say of the tokenizer written beside them: the
+// defaults are SentencePiece's Llama layout (kvshare's own tokenizers, llama2.c's); a
+// byte-level one (tokenizer.json) has its own ids and Hugging Face's fast tokenizer class.
+struct HfTokenizerFacts {
+    int bos_id = 1, eos_id = 2;  // -1: none, and the key is not written
+    std::string tokenizer_class = "LlamaTokenizer";
+};
+
 // config.json for a model: "llama" for the standard plan without diag=all, else "lckv-llama"
 // with layer_types, forward_passes, backward_passes, force_nodiag and use_sequential.
 // torch_dtype names the dtype the weights are stored in ("float32" or "bfloat16").
-Json hf_config_json(const Model& m, const std::string& torch_dtype);
+Json hf_config_json(const Model& m, const std::string& torch_dtype, const HfTokenizerFacts& tok = {});
 
-// generation_config.json: BOS 1 and EOS 2, which generate() stops at (kvshare's tokenizers and
-// SentencePiece's Llama layout).
-Json hf_generation_config_json();
+// generation_config.json: the BOS and EOS ids, which generate() stops at.
+Json hf_generation_config_json(const HfTokenizerFacts& tok = {});
 
 // A plan as LCKV's layer_types string ("0_0_2_2"), and back.
 std::string lckv_layer_types(const Plan& plan);

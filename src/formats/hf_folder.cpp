@@ -198,7 +198,7 @@ std::string folder_tokenizer_model(const std::string& model_path) {
 // ---------------------------------------------------------------------------
 // export
 
-static void write_all(const std::string& dir, const Model& m, DType dtype, const std::vector<FolderFile>& tokenizer_files) {
+static void write_all(const std::string& dir, const Model& m, DType dtype, const std::vector<FolderFile>& tokenizer_files, const HfTokenizerFacts& facts) {
     const Config& c = m.config;
     const Weights& w = m.weights;
     // W_q and W_k back to half-split pairs: (layer * heads) heads of head_size rows each
@@ -234,8 +234,8 @@ static void write_all(const std::string& dir, const Model& m, DType dtype, const
     std::vector<std::unique_ptr<OutputFile>> tokenizer;
     for (const FolderFile& f : tokenizer_files) tokenizer.push_back(std::make_unique<OutputFile>((fs::path(dir) / f.name).string()));
     write_safetensors(weights, out, dtype, Json::object().set("format", Json::of("pt")));
-    config.write(to_json(hf_config_json(m, torch_dtype)));
-    generation.write(to_json(hf_generation_config_json()));
+    config.write(to_json(hf_config_json(m, torch_dtype, facts)));
+    generation.write(to_json(hf_generation_config_json(facts)));
     for (size_t i = 0; i < tokenizer_files.size(); i++) tokenizer[i]->write(tokenizer_files[i].bytes);
     weights.commit();  // all are written; only renames are left
     config.commit();
@@ -243,18 +243,19 @@ static void write_all(const std::string& dir, const Model& m, DType dtype, const
     for (auto& t : tokenizer) t->commit();
 }
 
-void save_hf_folder(const std::string& folder, const Model& m, DType dtype, const std::vector<FolderFile>& tokenizer_files) {
+void save_hf_folder(const std::string& folder, const Model& m, DType dtype, const std::vector<FolderFile>& tokenizer_files,
+                    const HfTokenizerFacts& facts) {
     std::error_code ec;
     if (fs::exists(folder, ec) && !fs::is_directory(folder, ec)) fail("cannot export to '" + folder + "': it is a file, not a folder");
     if (fs::is_directory(folder, ec)) {
-        write_all(folder, m, dtype, tokenizer_files);
+        write_all(folder, m, dtype, tokenizer_files, facts);
         return;
     }
     // a new folder: written beside its name, renamed into place once complete
     const std::string temp = folder + ".tmp-" + std::to_string(getpid());
     if (!fs::create_directory(temp, ec)) fail("cannot create folder '" + temp + "': " + ec.message());
     try {
-        write_all(temp, m, dtype, tokenizer_files);
+        write_all(temp, m, dtype, tokenizer_files, facts);
         fs::rename(temp, folder, ec);
         if (ec) fail("cannot rename '" + temp + "' to '" + folder + "': " + ec.message());
     } catch (...) {

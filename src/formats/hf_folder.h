@@ -15,6 +15,7 @@
 //   model.norm.weight                              rms_final
 //   lm_head.weight                                 wcls (absent when tied)
 #pragma once
+#include "src/formats/hf_config.h"
 #include "src/formats/safetensors.h"
 #include "src/model/model.h"
 #include <string>
@@ -34,7 +35,9 @@ struct FolderFile {
 // (tokenizer.model; or tokenizer.json and tokenizer_config.json), all or nothing: a new
 // folder appears only once all are written; in an existing folder each file is replaced only
 // after all are written, and a failure leaves the old files as they were.
-void save_hf_folder(const std::string& folder, const Model& m, DType dtype, const std::vector<FolderFile>& tokenizer_files);
+// `facts`: the tokenizer's BOS, EOS and class, for config.json and generation_config.json.
+void save_hf_folder(const std::string& folder, const Model& m, DType dtype, const std::vector<FolderFile>& tokenizer_files,
+                    const HfTokenizerFacts& facts = {});
 inline void save_hf_folder(const std::string& folder, const Model& m, DType dtype, const std::string& tokenizer_model) {
     save_hf_folder(folder, m, dtype, {{"tokenizer.model", tokenizer_model}});
 }
