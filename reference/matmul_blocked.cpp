@@ -203,6 +203,21 @@ static int block_size(int count, int parts, int unit) {
     return std::max(unit, (size + unit - 1) / unit * unit);
 }
 
+// Runs block(rb, cb) for every block of a product, on `threads` threads; each block writes
+// its own outputs. With one thread, not even a team of one: small products are many, and
+// each parallel region costs.
+template <class Block>
+static void for_each_block(int row_blocks, int col_blocks, int threads, const Block& block) {
+    if (threads == 1) {
+        for (int rb = 0; rb < row_blocks; rb++)
+            for (int cb = 0; cb < col_blocks; cb++) block(rb, cb);
+        return;
+    }
+#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads)
+    for (int rb = 0; rb < row_blocks; rb++)
+        for (int cb = 0; cb < col_blocks; cb++) block(rb, cb);
+}
+
 void matmul_blocked(float* out, const float* x, const float* w, int n, int k, int d) {
     const double work = (double)n * k * d;
     const int threads = worth_threads(work) ? omp_get_max_threads() : 1;
@@ -219,14 +234,7 @@ void matmul_blocked(float* out, const float* x, const float* w, int n, int k, in
         dot_products(out + (size_t)r * d + c, d, x + (size_t)r * k, k, w + (size_t)c * k, k, std::min(row_size, n - r), k,
                      std::min(col_size, d - c));
     };
-    if (threads == 1) {  // not even a team of one: small products are many, and each region costs
-        for (int rb = 0; rb < row_blocks; rb++)
-            for (int cb = 0; cb < col_blocks; cb++) block(rb, cb);
-        return;
-    }
-#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads)
-    for (int rb = 0; rb < row_blocks; rb++)
-        for (int cb = 0; cb < col_blocks; cb++) block(rb, cb);
+    for_each_block(row_blocks, col_blocks, threads, block);
 }
 
 // c (rows, cols) += a (rows, depth) @ b (depth, cols) over blocks: depth in steps of 256
@@ -273,14 +281,7 @@ static void multiply_add_blocked(float* c, size_t ldc, const float* a, size_t a_
                 }
         }
     };
-    if (threads == 1) {
-        for (int rb = 0; rb < row_blocks; rb++)
-            for (int cb = 0; cb < col_blocks; cb++) block(rb, cb);
-        return;
-    }
-#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads)
-    for (int rb = 0; rb < row_blocks; rb++)
-        for (int cb = 0; cb < col_blocks; cb++) block(rb, cb);
+    for_each_block(row_blocks, col_blocks, threads, block);
 }
 
 void matmul_backward_x_blocked(float* dx, const float* dout, const float* w, int n, int k, int d) {
