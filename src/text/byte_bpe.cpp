@@ -1,7 +1,7 @@
 #include "src/text/byte_bpe.h"
+#include "src/text/pair_merge.h"
 #include "src/text/unicode.h"
 #include "src/util.h"
-#include <queue>
 
 // ---------------------------------------------------------------- the byte map
 
@@ -85,25 +85,6 @@ ByteBpe::ByteBpe(PreTokenizer pre_, bool ignore_merges_, const std::vector<std::
 
 // ---------------------------------------------------------------- encoding
 
-namespace {
-
-struct Symbol {
-    int token, prev, next;  // a token of the word, in a doubly linked list; -1 once merged away
-};
-
-struct Candidate {
-    int rank, left, right;          // symbol indices
-    int left_token, right_token;    // their tokens when queued: stale if either changed
-    int result;
-};
-
-// Lowest rank first; on a tie (the same pair twice) the leftmost.
-struct CandidateOrder {
-    bool operator()(const Candidate& a, const Candidate& b) const { return a.rank > b.rank || (a.rank == b.rank && a.left > b.left); }
-};
-
-}  // namespace
-
 void ByteBpe::encode_word(const std::string& word, std::vector<int>& out) const {
     if (ignore_merges) {
         const auto it = ids_.find(bytes_to_token_text(word));
@@ -111,34 +92,20 @@ void ByteBpe::encode_word(const std::string& word, std::vector<int>& out) const 
     }
     // one symbol per byte; a byte without a token is dropped, as Hugging Face's BPE drops it
     // when the model has no unknown token (byte-level models have none)
-    std::vector<Symbol> syms;
-    syms.reserve(word.size());
+    std::vector<int> bytes;
+    bytes.reserve(word.size());
     for (unsigned char b : word)
-        if (byte_token_[b] >= 0) syms.push_back({byte_token_[b], (int)syms.size() - 1, (int)syms.size() + 1});
-    if (!syms.empty()) syms.back().next = -1;
-
-    std::priority_queue<Candidate, std::vector<Candidate>, CandidateOrder> queue;
-    auto offer = [&](int left) {
-        const int right = left < 0 ? -1 : syms[left].next;
-        if (right < 0) return;
-        const auto it = merges_.find(pair_key(syms[left].token, syms[right].token));
-        if (it != merges_.end()) queue.push({it->second.rank, left, right, syms[left].token, syms[right].token, it->second.result});
+        if (byte_token_[b] >= 0) bytes.push_back(byte_token_[b]);
+    std::vector<MergeSymbol> syms = merge_symbols(bytes);
+    // the pair's merge, lowest rank first
+    auto find_pair = [&](int left, int right, double* priority, int* merged) {
+        const auto it = merges_.find(pair_key(left, right));
+        if (it == merges_.end()) return false;
+        *priority = -(double)it->second.rank;
+        *merged = it->second.result;
+        return true;
     };
-    for (int i = 0; i + 1 < (int)syms.size(); i++) offer(i);
-    while (!queue.empty()) {
-        const Candidate c = queue.top();
-        queue.pop();
-        Symbol& l = syms[c.left];
-        Symbol& r = syms[c.right];
-        if (l.next != c.right || l.token != c.left_token || r.token != c.right_token) continue;  // stale
-        l.token = c.result;
-        l.next = r.next;
-        if (r.next >= 0) syms[r.next].prev = c.left;
-        r.token = -1;
-        offer(l.prev);
-        offer(c.left);
-    }
-    for (int i = syms.empty() ? -1 : 0; i >= 0; i = syms[i].next) out.push_back(syms[i].token);  // symbol 0 is never merged away
+    merge_pairs(syms, find_pair, out);
 }
 
 void ByteBpe::encode(const std::string& text, std::vector<int>& out) const {

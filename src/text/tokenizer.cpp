@@ -1,12 +1,12 @@
 #include "src/text/tokenizer.h"
 #include "src/text/byte_bpe.h"
+#include "src/text/pair_merge.h"
 #include "src/util.h"
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <queue>
 #include <sstream>
 
 static const int kFirstByte = 3;  // SentencePiece kind: byte b falls back to token b + 3
@@ -135,28 +135,6 @@ static size_t utf8_char_length(const std::string& text, size_t i) {
     return n;
 }
 
-// One token of the text being merged, in a doubly linked list; token -1 once merged away.
-struct Symbol {
-    int token, prev, next;
-};
-
-// A pair of adjacent symbols whose concatenation is a piece. It is stale when either
-// side has changed since it was queued.
-struct Merge {
-    float score;
-    int left, right;             // symbol indices
-    int left_token, right_token; // their tokens when queued
-    int merged;                  // the piece they form
-};
-
-// Highest score first; on a tie the leftmost pair, as a left-to-right scan would pick.
-struct MergeOrder {
-    bool operator()(const Merge& a, const Merge& b) const {
-        return a.score < b.score || (a.score == b.score && a.left > b.left);
-    }
-};
-using MergeQueue = std::priority_queue<Merge, std::vector<Merge>, MergeOrder>;
-
 std::vector<int> Tokenizer::encode(const std::string& text, bool bos, bool eos) const {
     if (indexed_size_ != pieces.size()) fail("tokenizer: pieces changed since build_index()");
     if ((bos && (bos_id < 0 || bos_id >= vocab_size())) || (eos && (eos_id < 0 || eos_id >= vocab_size())))
@@ -187,8 +165,8 @@ std::vector<int> Tokenizer::encode(const std::string& text, bool bos, bool eos) 
 // The SentencePiece kind's text without specials: a dummy-prefix space, each character's
 // piece (or its bytes' pieces), then merges by score.
 void Tokenizer::encode_pieces(const std::string& text, std::vector<int>& tokens) const {
-    std::vector<Symbol> syms;
-    auto add = [&](int token) { syms.push_back({token, (int)syms.size() - 1, (int)syms.size() + 1}); };
+    std::vector<int> start;
+    auto add = [&](int token) { start.push_back(token); };
     int space = text.empty() ? -1 : find(" ");
     if (space >= 0) add(space);
     for (size_t i = 0; i < text.size();) {
@@ -202,32 +180,16 @@ void Tokenizer::encode_pieces(const std::string& text, std::vector<int>& tokens)
         }
         i += n;
     }
-    if (!syms.empty()) syms.back().next = -1;
-
-    // merge the best adjacent pair until no pair forms a piece
-    MergeQueue queue;
-    auto offer = [&](int left) {
-        int right = left < 0 ? -1 : syms[left].next;
-        if (right < 0) return;
-        int id = find(pieces[syms[left].token] + pieces[syms[right].token]);
-        if (id >= 0) queue.push({scores[id], left, right, syms[left].token, syms[right].token, id});
+    std::vector<MergeSymbol> syms = merge_symbols(start);
+    // merge the best adjacent pair until no pair forms a piece: highest score first
+    auto find_pair = [&](int left, int right, double* priority, int* merged) {
+        const int id = find(pieces[left] + pieces[right]);
+        if (id < 0) return false;
+        *priority = scores[id];
+        *merged = id;
+        return true;
     };
-    for (int i = 0; i + 1 < (int)syms.size(); i++) offer(i);
-    while (!queue.empty()) {
-        Merge m = queue.top();
-        queue.pop();
-        Symbol& l = syms[m.left];
-        Symbol& r = syms[m.right];
-        if (l.next != m.right || l.token != m.left_token || r.token != m.right_token) continue;  // stale
-        l.token = m.merged;
-        l.next = r.next;
-        if (r.next >= 0) syms[r.next].prev = m.left;
-        r.token = -1;
-        offer(l.prev);
-        offer(m.left);
-    }
-
-    for (int i = syms.empty() ? -1 : 0; i >= 0; i = syms[i].next) tokens.push_back(syms[i].token);  // symbol 0 is never merged away
+    merge_pairs(syms, find_pair, tokens);
 }
 
 // ---------------------------------------------------------------- decoding
