@@ -308,8 +308,10 @@ std::string sharing_svg(const std::vector<SharingRow>& rows, const std::string& 
         o << marker(r.label, X(r.kv_bytes_per_token), Y(r.perplexity), family_color(f), point_title(r));
     }
     for (const std::string& f : families) legend(f, marker(f, left + pw + 23, legend_y, family_color(f), f));
-    if (std::any_of(rows.begin(), rows.end(), [](const SharingRow& r) { return r.section == "plan" && r.label.find('-') != std::string::npos; }))
-        legend("circle/square/triangle: bottom/middle/top", "");
+    if (std::any_of(rows.begin(), rows.end(), [](const SharingRow& r) { return r.section == "plan" && r.label.find('-') != std::string::npos; })) {
+        legend("circle, square, triangle:", "");  // two lines: the legend column is 170 px wide
+        legend("bottom, middle, top target", "");
+    }
 
     // trained: an arrow from before to after
     bool any_trained = false;
