@@ -247,12 +247,7 @@ std::string sharing_svg(const std::vector<SharingRow>& rows, const std::string& 
                       X(v * 1024), top, X(v * 1024), top + ph, X(v * 1024), top + ph + 18, v);
         o << buf;
     }
-    std::snprintf(buf, sizeof buf,
-                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n"
-                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">KV cache per token (KB, fp32)</text>\n"
-                  "<text transform=\"translate(18 %.1f) rotate(-90)\" text-anchor=\"middle\">perplexity (log scale)</text>\n",
-                  left, top, pw, ph, left + pw / 2, H - 18, top + ph / 2);
-    o << buf;
+    o << plot_frame(left, top, pw, ph, H, "KV cache per token (KB, fp32)", "perplexity (log scale)");
 
     // KVSharer: a line per order from standard's point through C = 1, 2, ...
     const SharingRow* standard = standard_row(rows);

@@ -80,12 +80,7 @@ std::string throughput_svg(const std::vector<ThroughputRow>& rows, const std::st
                       X(std::pow(2.0, e)), top, X(std::pow(2.0, e)), top + ph, X(std::pow(2.0, e)), top + ph + 18, 1 << e);
         o << buf;
     }
-    std::snprintf(buf, sizeof buf,
-                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n"
-                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">batch (sequences generated together)</text>\n"
-                  "<text transform=\"translate(18 %.1f) rotate(-90)\" text-anchor=\"middle\">generated tokens/s</text>\n",
-                  left, top, pw, ph, left + pw / 2, H - 18, top + ph / 2);
-    o << buf;
+    o << plot_frame(left, top, pw, ph, H, "batch (sequences generated together)", "generated tokens/s");
     for (size_t i = 0; i < plans.size(); i++) {
         auto pts = lines[plans[i]];
         std::sort(pts.begin(), pts.end());
