@@ -210,11 +210,18 @@ TEST_CASE("the blocked backward products give the same bits on one thread and tw
     CHECK(same_bits(dw[0], dw[1]));
 }
 
-TEST_CASE("attention_blocked equals attention to the last bit: blocks, masks, groups, offsets", "[blocked]") {
-    // query blocks are 32 queries: 1, 33 and 70 queries leave partial blocks; head size 6
-    // leaves a tail after the 8-lane dot and the 16-wide multiply-add tiles
-    const uint64_t seed = 2203;
-    INFO("seed " << seed);
+// The attention cases both blocked-attention tests run: head shapes with and without groups
+// (head size 6 leaves a tail after the 8-lane dot and the 16-wide tiles), 1 to 70 queries
+// (blocks are 32), two offsets, causal and strict masks; q, k and v random from the seed.
+struct AttentionCase {
+    int n_heads, n_kv_heads, head_size, n, p0;
+    bool strict;
+    int q_dim, kv_dim;
+    std::vector<float> q, k, v;
+};
+
+template <class Check>
+static void for_each_attention_case(uint64_t seed, const Check& check) {
     struct Heads { int n_heads, n_kv_heads, head_size; };
     for (Heads hd : {Heads{4, 2, 6}, Heads{3, 3, 16}, Heads{9, 3, 24}})
         for (int n : {1, 3, 33, 70})
@@ -223,22 +230,37 @@ TEST_CASE("attention_blocked equals attention to the last bit: blocks, masks, gr
                     INFO("heads " << hd.n_heads << "/" << hd.n_kv_heads << " x " << hd.head_size << ", n " << n << ", p0 " << p0
                                   << (strict ? ", strict" : ", causal"));
                     const int q_dim = hd.n_heads * hd.head_size, kv_dim = hd.n_kv_heads * hd.head_size, len = p0 + n;
-                    const std::vector<float> q = random_vector((size_t)n * q_dim, seed + n, -2, 2);
-                    const std::vector<float> k = random_vector((size_t)len * kv_dim, seed + p0 + 1, -2, 2);
-                    const std::vector<float> v = random_vector((size_t)len * kv_dim, seed + p0 + 2);
-                    std::vector<float> want((size_t)n * q_dim, kNaN);
-                    attention(want.data(), q.data(), k.data(), v.data(), n, p0, strict, hd.n_heads, hd.n_kv_heads, hd.head_size);
-                    for (float x : want) REQUIRE(std::isfinite(x));
-                    for (int threads : {1, 2}) {
-                        INFO(threads << " threads");
-                        std::vector<float> got((size_t)n * q_dim, kNaN);
-                        with_threads(threads, [&] {
-                            attention_blocked(got.data(), q.data(), k.data(), v.data(), n, p0, strict, hd.n_heads, hd.n_kv_heads,
-                                              hd.head_size);
-                        });
-                        CHECK(same_bits(got, want));
-                    }
+                    check(AttentionCase{hd.n_heads, hd.n_kv_heads, hd.head_size, n, p0, strict, q_dim, kv_dim,
+                                        random_vector((size_t)n * q_dim, seed + n, -2, 2),
+                                        random_vector((size_t)len * kv_dim, seed + p0 + 1, -2, 2),
+                                        random_vector((size_t)len * kv_dim, seed + p0 + 2)});
                 }
+}
+
+TEST_CASE("attention_blocked equals attention to the last bit: blocks, masks, groups, offsets", "[blocked]") {
+    // query blocks are 32 queries: 1, 33 and 70 queries leave partial blocks; head size 6
+    // leaves a tail after the 8-lane dot and the 16-wide multiply-add tiles
+    const uint64_t seed = 2203;
+    INFO("seed " << seed);
+    for_each_attention_case(seed, [&](const AttentionCase& c) {
+        const int n = c.n, p0 = c.p0, q_dim = c.q_dim;
+        const bool strict = c.strict;
+        const std::vector<float>& q = c.q;
+        const std::vector<float>& k = c.k;
+        const std::vector<float>& v = c.v;
+        std::vector<float> want((size_t)n * q_dim, kNaN);
+        attention(want.data(), q.data(), k.data(), v.data(), n, p0, strict, c.n_heads, c.n_kv_heads, c.head_size);
+        for (float x : want) REQUIRE(std::isfinite(x));
+        for (int threads : {1, 2}) {
+            INFO(threads << " threads");
+            std::vector<float> got((size_t)n * q_dim, kNaN);
+            with_threads(threads, [&] {
+                attention_blocked(got.data(), q.data(), k.data(), v.data(), n, p0, strict, c.n_heads, c.n_kv_heads,
+                                  c.head_size);
+            });
+            CHECK(same_bits(got, want));
+        }
+    });
 }
 
 TEST_CASE("attention_backward_blocked equals attention_backward within float rounding", "[blocked]") {
@@ -250,58 +272,53 @@ TEST_CASE("attention_backward_blocked equals attention_backward within float rou
     INFO("seed " << seed);
     const float guard = 777.0f;
     const int G = 11;
-    struct Heads { int n_heads, n_kv_heads, head_size; };
-    for (Heads hd : {Heads{4, 2, 6}, Heads{3, 3, 16}, Heads{9, 3, 24}})
-        for (int n : {1, 3, 33, 70})
-            for (int p0 : {0, 5})
-                for (bool strict : {false, true}) {
-                    INFO("heads " << hd.n_heads << "/" << hd.n_kv_heads << " x " << hd.head_size << ", n " << n << ", p0 " << p0
-                                  << (strict ? ", strict" : ", causal"));
-                    const int q_dim = hd.n_heads * hd.head_size, kv_dim = hd.n_kv_heads * hd.head_size, len = p0 + n;
-                    const std::vector<float> q = random_vector((size_t)n * q_dim, seed + n, -2, 2);
-                    const std::vector<float> k = random_vector((size_t)len * kv_dim, seed + p0 + 1, -2, 2);
-                    const std::vector<float> v = random_vector((size_t)len * kv_dim, seed + p0 + 2);
-                    const std::vector<float> dout = random_vector((size_t)n * q_dim, seed + p0 + 3);
-                    auto start = [&](size_t size, uint64_t s) {
-                        std::vector<float> x = random_vector(size + G, s);
-                        for (int i = 0; i < G; i++) x[size + i] = guard;
-                        return x;
-                    };
-                    const std::vector<float> dq0 = start(q.size(), seed + 4), dk0 = start(k.size(), seed + 5),
-                                             dv0 = start(v.size(), seed + 6);
-                    std::vector<float> dq_naive = dq0, dk_naive = dk0, dv_naive = dv0;
-                    attention_backward(dq_naive.data(), dk_naive.data(), dv_naive.data(), dout.data(), q.data(), k.data(),
-                                       v.data(), n, p0, strict, hd.n_heads, hd.n_kv_heads, hd.head_size);
-                    std::vector<float> got[2][3];
-                    for (int threads : {1, 2}) {
-                        INFO(threads << " threads");
-                        with_threads(threads, [&] {
-                            // poison the kept P and dS: a NaN query fills every row it computes
-                            const std::vector<float> nan_q((size_t)70 * q_dim, kNaN), nan_kv((size_t)75 * kv_dim, kNaN);
-                            std::vector<float> sink_q(nan_q.size()), sink_kv(nan_kv.size());
-                            attention_backward_blocked(sink_q.data(), sink_kv.data(), sink_kv.data(), nan_q.data(), nan_q.data(),
-                                                       nan_kv.data(), nan_kv.data(), 70, 5, false, hd.n_heads, hd.n_kv_heads,
-                                                       hd.head_size);
-                            std::vector<float>* out = got[threads - 1];
-                            out[0] = dq0, out[1] = dk0, out[2] = dv0;
-                            attention_backward_blocked(out[0].data(), out[1].data(), out[2].data(), dout.data(), q.data(), k.data(),
-                                                       v.data(), n, p0, strict, hd.n_heads, hd.n_kv_heads, hd.head_size);
-                        });
-                        const std::vector<float>* out = got[threads - 1];
-                        expect_close(out[0], dq_naive, ATTENTION_BOUND);
-                        expect_close(out[1], dk_naive, ATTENTION_BOUND);
-                        expect_close(out[2], dv_naive, ATTENTION_BOUND);
-                        for (int i = 0; i < G; i++) {
-                            CHECK(out[0][q.size() + i] == guard);
-                            CHECK(out[1][k.size() + i] == guard);
-                            CHECK(out[2][v.size() + i] == guard);
-                        }
-                        if (strict)  // the last position is seen by no query: its dk and dv stay as they were
-                            for (int i = 0; i < kv_dim; i++) {
-                                CHECK(out[1][(size_t)(len - 1) * kv_dim + i] == dk0[(size_t)(len - 1) * kv_dim + i]);
-                                CHECK(out[2][(size_t)(len - 1) * kv_dim + i] == dv0[(size_t)(len - 1) * kv_dim + i]);
-                            }
-                    }
-                    for (int i = 0; i < 3; i++) CHECK(same_bits(got[0][i], got[1][i]));  // one thread and two
+    for_each_attention_case(seed, [&](const AttentionCase& c) {
+        const int n = c.n, p0 = c.p0, q_dim = c.q_dim, kv_dim = c.kv_dim, len = p0 + n;
+        const bool strict = c.strict;
+        const std::vector<float>& q = c.q;
+        const std::vector<float>& k = c.k;
+        const std::vector<float>& v = c.v;
+        const std::vector<float> dout = random_vector((size_t)n * q_dim, seed + p0 + 3);
+        auto start = [&](size_t size, uint64_t s) {
+            std::vector<float> x = random_vector(size + G, s);
+            for (int i = 0; i < G; i++) x[size + i] = guard;
+            return x;
+        };
+        const std::vector<float> dq0 = start(q.size(), seed + 4), dk0 = start(k.size(), seed + 5),
+                                 dv0 = start(v.size(), seed + 6);
+        std::vector<float> dq_naive = dq0, dk_naive = dk0, dv_naive = dv0;
+        attention_backward(dq_naive.data(), dk_naive.data(), dv_naive.data(), dout.data(), q.data(), k.data(),
+                           v.data(), n, p0, strict, c.n_heads, c.n_kv_heads, c.head_size);
+        std::vector<float> got[2][3];
+        for (int threads : {1, 2}) {
+            INFO(threads << " threads");
+            with_threads(threads, [&] {
+                // poison the kept P and dS: a NaN query fills every row it computes
+                const std::vector<float> nan_q((size_t)70 * q_dim, kNaN), nan_kv((size_t)75 * kv_dim, kNaN);
+                std::vector<float> sink_q(nan_q.size()), sink_kv(nan_kv.size());
+                attention_backward_blocked(sink_q.data(), sink_kv.data(), sink_kv.data(), nan_q.data(), nan_q.data(),
+                                           nan_kv.data(), nan_kv.data(), 70, 5, false, c.n_heads, c.n_kv_heads,
+                                           c.head_size);
+                std::vector<float>* out = got[threads - 1];
+                out[0] = dq0, out[1] = dk0, out[2] = dv0;
+                attention_backward_blocked(out[0].data(), out[1].data(), out[2].data(), dout.data(), q.data(), k.data(),
+                                           v.data(), n, p0, strict, c.n_heads, c.n_kv_heads, c.head_size);
+            });
+            const std::vector<float>* out = got[threads - 1];
+            expect_close(out[0], dq_naive, ATTENTION_BOUND);
+            expect_close(out[1], dk_naive, ATTENTION_BOUND);
+            expect_close(out[2], dv_naive, ATTENTION_BOUND);
+            for (int i = 0; i < G; i++) {
+                CHECK(out[0][q.size() + i] == guard);
+                CHECK(out[1][k.size() + i] == guard);
+                CHECK(out[2][v.size() + i] == guard);
+            }
+            if (strict)  // the last position is seen by no query: its dk and dv stay as they were
+                for (int i = 0; i < kv_dim; i++) {
+                    CHECK(out[1][(size_t)(len - 1) * kv_dim + i] == dk0[(size_t)(len - 1) * kv_dim + i]);
+                    CHECK(out[2][(size_t)(len - 1) * kv_dim + i] == dv0[(size_t)(len - 1) * kv_dim + i]);
                 }
+        }
+        for (int i = 0; i < 3; i++) CHECK(same_bits(got[0][i], got[1][i]));  // one thread and two
+    });
 }
