@@ -45,3 +45,10 @@ inline std::vector<float> random_vector(size_t n, uint64_t seed, float lo = -1.0
 inline std::string temp_path(const std::string& name) {
     return (std::filesystem::temp_directory_path() / ("kvshare_test_" + std::to_string(getpid()) + "_" + name)).string();
 }
+
+// How many times `piece` occurs in s (overlapping occurrences counted).
+inline size_t count_occurrences(const std::string& s, const std::string& piece) {
+    size_t n = 0;
+    for (size_t at = s.find(piece); at != std::string::npos; at = s.find(piece, at + 1)) n++;
+    return n;
+}

@@ -2,6 +2,7 @@
 // runs on the tiny preset whose table must be complete, with and without OpenBLAS. No
 // timing is asserted: only that every measured rate is a positive number.
 #include <catch2/catch.hpp>
+#include "tests/helpers.h"
 #include "src/bench/gemm.h"
 #include "src/util.h"
 #include <cmath>
@@ -15,12 +16,6 @@ GemmBenchOptions parse(std::vector<std::string> words) {
     std::vector<char*> argv;
     for (std::string& w : words) argv.push_back(&w[0]);
     return parse_gemm_bench((int)argv.size(), argv.data());
-}
-
-size_t count_lines(const std::string& s, const std::string& piece) {
-    size_t n = 0;
-    for (size_t at = s.find(piece); at != std::string::npos; at = s.find(piece, at + 1)) n++;
-    return n;
 }
 
 }  // namespace
@@ -102,9 +97,9 @@ TEST_CASE("bench gemm runs every case and prints one line each, with OpenBLAS or
         CHECK(rows.back().threads == 2);
         const std::string table = format_gemm_table(rows, none);
         CHECK_THAT(table, Catch::Contains("OpenBLAS: not found"));
-        CHECK(count_lines(table, "\n1       tiny") == 30);
-        CHECK(count_lines(table, "\n2       tiny") == 30);
-        CHECK(count_lines(table, "headline:") == 0);  // no ratio to OpenBLAS, and no row of 64 or more
+        CHECK(count_occurrences(table, "\n1       tiny") == 30);
+        CHECK(count_occurrences(table, "\n2       tiny") == 30);
+        CHECK(count_occurrences(table, "headline:") == 0);  // no ratio to OpenBLAS, and no row of 64 or more
     }
     SECTION("with OpenBLAS where it is installed: its column filled, and the summary at 64 rows") {
         const OpenBlas blas = load_openblas("");

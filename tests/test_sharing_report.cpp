@@ -1,6 +1,7 @@
 // kvshare sharing-report: chapter 11's rows read back, as tables and as an SVG that is
 // well-formed and holds every row's numbers where the axes say.
 #include <catch2/catch.hpp>
+#include "tests/helpers.h"
 #include "src/bench/sharing_report.h"
 #include <cmath>
 #include <map>
@@ -53,12 +54,6 @@ double marker_y(const std::string& svg, const std::string& label) {
     if (std::regex_search(element, m, std::regex("points=\"[0-9.]+,([0-9.]+)"))) return std::stod(m[1]) + 5;  // a triangle's apex
     FAIL("no y in " << element);
     return 0;
-}
-
-size_t count(const std::string& s, const std::string& what) {
-    size_t n = 0;
-    for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) n++;
-    return n;
 }
 
 }  // namespace
@@ -132,9 +127,9 @@ TEST_CASE("sharing-report: the SVG is well-formed and puts each row where the ax
     CHECK(y_san < y_std);
     CHECK((y_std - y_san) / (y_std - y_cla) == Approx(std::log10(95.3 / 19.6) / std::log10(226382 / 19.6)).epsilon(0.01));
     // one line per KVSharer order, the random one through the seeds' mean, with its range
-    CHECK(count(svg, "<polyline") == 3);
+    CHECK(count_occurrences(svg, "<polyline") == 3);
     CHECK(svg.find("KVSharer random, C=1: 3 KV layers, perplexity 30.00 (mean of 3 seeds, 20.00-40.00)") != std::string::npos);
     // the trained plan as an arrow from before to after
-    CHECK(count(svg, "marker-end=\"url(#arrow)\"") == 2);  // the arrow and its legend
+    CHECK(count_occurrences(svg, "marker-end=\"url(#arrow)\"") == 2);  // the arrow and its legend
     CHECK(svg.find("cla:2: 2 KV layers, 1.0 KB per token, perplexity 60.25 after training (226382 before)") != std::string::npos);
 }
